@@ -1,0 +1,24 @@
+"""gradflow: gradient flows of deep networks in their continuous limits, simulated and measured.
+
+float64 is switched on at import: analysis needs it, and mixing precisions silently is worse.
+"""
+
+import jax as _jax
+
+_jax.config.update("jax_enable_x64", True)
+
+from . import data as data  # noqa: E402
+from . import geometry as geometry  # noqa: E402
+from . import models as models  # noqa: E402
+from . import objective as objective  # noqa: E402
+from ._errors import ConfigError as ConfigError  # noqa: E402
+from ._errors import DivergenceError as DivergenceError  # noqa: E402
+from ._errors import SolverError as SolverError  # noqa: E402
+from .data import Dataset as Dataset  # noqa: E402
+from .solvers import Ensemble as Ensemble  # noqa: E402
+from .solvers import descent as descent  # noqa: E402
+from .solvers import ensemble as ensemble  # noqa: E402
+from .solvers import flow as flow  # noqa: E402
+from .trajectory import Trajectory as Trajectory  # noqa: E402
+
+__version__ = "0.1.0"

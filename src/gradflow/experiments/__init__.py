@@ -1,0 +1,13 @@
+"""Named experiments. Each module registers itself; `REGISTRY` maps names to experiments."""
+
+from ._base import REGISTRY as REGISTRY
+from ._base import Experiment as Experiment
+from ._base import ExperimentConfig as ExperimentConfig
+from ._base import Progress as Progress
+from ._base import Result as Result
+from ._base import register as register
+from ._runner import get_experiment as get_experiment
+from ._runner import make_config as make_config
+from ._runner import run_experiment as run_experiment
+
+# Experiment modules (each registers itself on import).

@@ -1,0 +1,86 @@
+"""The model interface: a forward map, its parameters, and the mass each parameter carries.
+
+A model is an `eqx.Module`. Its trainable parameters are the leaves selected by `trainable()`
+(default: every floating-point array). A model that discretises a measure by particles declares
+the *mass* of each parameter in `masses()`: a pytree with the model's structure whose leaves are
+numbers (or arrays broadcastable to the leaf). The geometry turns a gradient into a velocity with
+these masses (DESIGN.md, "one mechanism for all three geometries"); models never name a geometry.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import ClassVar
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.tree_util as jtu
+
+from .._custom_types import Array, Float, Inputs, Outputs, PyTree
+from ..data import Dataset
+
+
+class AbstractModel(eqx.Module):
+    """A network: `__call__(x)` maps a batch (n, d_in) to (n, d_out).
+
+    Subclasses may override:
+
+    - `trainable()`: which leaves move under the flow (default: all inexact arrays).
+    - `masses()`: the mass of each trainable leaf in the measure it discretises, or `None` for a
+      model that discretises no measure (then only the Euclidean geometry applies).
+    - `statistics(data)` / `risk(stats)`: a sufficient statistic of the data for this model and the
+      risk computed from it. The default is the data itself and
+      F = (1/2n) Σ_i |f(x_i) − y_i|²; linear models use second moments instead.
+    - `layered`: True when parameters are indexed by a layer coordinate s ∈ [0, 1] that is not
+      itself a parameter (the conditional-Wasserstein geometry keeps it frozen).
+    """
+
+    layered: ClassVar[bool] = False
+
+    @abc.abstractmethod
+    def __call__(self, x: Inputs) -> Outputs:
+        raise NotImplementedError
+
+    def trainable(self) -> PyTree[bool]:
+        return jtu.tree_map(eqx.is_inexact_array, self)
+
+    def masses(self) -> PyTree | None:
+        return None
+
+    def statistics(self, data: Dataset) -> PyTree:
+        return data
+
+    def risk(self, stats: PyTree) -> Float[Array, ""]:
+        """F = (1/2n) Σ_i |f(x_i) − y_i|² on `stats` (a `Dataset` by default)."""
+        residual = self(stats.x) - stats.y
+        return 0.5 * jnp.mean(jnp.sum(residual**2, axis=-1))
+
+    @property
+    def in_dim(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def out_dim(self) -> int:
+        raise NotImplementedError
+
+    def parameter_count(self) -> int:
+        params, _ = eqx.partition(self, self.trainable())
+        return sum(int(x.size) for x in jax.tree_util.tree_leaves(params))
+
+
+def masses_like(model: AbstractModel, default, **overrides) -> PyTree:
+    """A model-shaped pytree of masses: `default` everywhere, `overrides[name]` for named fields.
+
+    Used by models to implement `masses()` in one line, e.g.
+    `masses_like(self, 1.0, V=1 / L, W=1 / L)`.
+    """
+    tree = jtu.tree_map(lambda leaf: default if eqx.is_array(leaf) else None, model)
+    for name, value in overrides.items():
+        tree = eqx.tree_at(
+            lambda m, name=name: getattr(m, name),
+            tree,
+            jtu.tree_map(lambda _: value, getattr(tree, name)),
+            is_leaf=lambda x: x is None,
+        )
+    return tree

@@ -1,0 +1,240 @@
+"""The `Trajectory`: saved times, the stacked parameters, F, |∇F|, and solver statistics.
+
+A trajectory stores the trainable parameters stacked along time (and, for an ensemble, along a
+leading member axis) and the model's fixed part once; `traj.models` recombines them and
+`traj.at(i)` gives the model at saved index i. `save`/`load` write NetCDF (xarray, h5netcdf) with
+every array in float64, so a round trip is exact; `save_metrics` writes the scalar series to
+Parquet.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import pickle
+from pathlib import Path
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.tree_util as jtu
+import numpy as np
+
+from ._custom_types import Array, Float, PyTree
+
+
+class Trajectory(eqx.Module):
+    """A solved (or descended) trajectory.
+
+    **Fields:**
+
+    - `ts`: saved times (T,). For `descent`, t = step · lr, the flow time the steps approximate.
+    - `params`: the trainable parameters, each leaf stacked as (T, ...) — or (E, T, ...) for an
+      ensemble of E members.
+    - `static`: the model's fixed part (structure and non-trainable arrays).
+    - `loss`: F at the saved times, (T,) or (E, T).
+    - `grad_norm`: |∇F|_G at the saved times, the gradient's norm in the flow's metric
+      (Σ_j |∇_{θ_j}F|²/m_j)^{1/2}, so that dF/dt = −|∇F|_G² along the flow.
+    - `masses`: the metric masses of the trainable leaves (1 for the Euclidean geometry).
+    - `stats`: solver statistics (steps, accepted, rejected, function evaluations, ...).
+    - `info`: how it was made (solver, geometry, tolerances, ...).
+    """
+
+    ts: Float[Array, " T"]
+    params: PyTree
+    static: PyTree
+    loss: Float[Array, "*E T"]
+    grad_norm: Float[Array, "*E T"]
+    masses: PyTree
+    stats: dict = eqx.field(static=True)
+    info: dict = eqx.field(static=True)
+
+    @property
+    def ensemble_size(self) -> int | None:
+        """Number of members for an ensemble trajectory, None for a single one."""
+        return self.loss.shape[0] if self.loss.ndim == 2 else None
+
+    def __len__(self) -> int:
+        return self.ts.shape[0]
+
+    @property
+    def models(self):
+        """The model pytree with every trainable leaf stacked along time."""
+        return eqx.combine(self.params, self.static)
+
+    def at(self, i: int):
+        """The model at saved index `i` (for an ensemble: every member, batched)."""
+        if self.ensemble_size is None:
+            params = jtu.tree_map(lambda a: a[i], self.params)
+        else:
+            params = jtu.tree_map(lambda a: a[:, i], self.params)
+        return eqx.combine(params, self.static)
+
+    @property
+    def final(self):
+        return self.at(len(self) - 1)
+
+    def member(self, e: int) -> Trajectory:
+        """Member `e` of an ensemble trajectory, as a single trajectory."""
+        if self.ensemble_size is None:
+            raise ValueError("member() is for ensemble trajectories")
+        return Trajectory(
+            self.ts,
+            jtu.tree_map(lambda a: a[e], self.params),
+            self.static,
+            self.loss[e],
+            self.grad_norm[e],
+            self.masses,
+            {k: (v[e] if isinstance(v, list | tuple) else v) for k, v in self.stats.items()},
+            self.info,
+        )
+
+    def truncate(self, length: int) -> Trajectory:
+        """The first `length` saved points."""
+        if self.ensemble_size is None:
+            params = jtu.tree_map(lambda a: a[:length], self.params)
+        else:
+            params = jtu.tree_map(lambda a: a[:, :length], self.params)
+        return Trajectory(
+            self.ts[:length],
+            params,
+            self.static,
+            self.loss[..., :length],
+            self.grad_norm[..., :length],
+            self.masses,
+            self.stats,
+            self.info,
+        )
+
+    def path_length(self) -> Float[Array, "*E"]:
+        """∫ |θ'|_G dt, the length of the path in the flow's metric |v|_G² = Σ_j m_j |v_j|²,
+        measured along the polygon through the saved points (a lower bound that converges as the
+        saves get denser)."""
+        return jnp.sum(self.segment_lengths(), axis=-1)
+
+    def segment_lengths(self) -> Float[Array, "*E T-1"]:
+        """|θ(t_{i+1}) − θ(t_i)|_G for consecutive saved points."""
+        axis = 0 if self.ensemble_size is None else 1
+
+        def leaf_sq(a, m):
+            d = jnp.diff(a, axis=axis)
+            d = m * d**2
+            return jnp.sum(d.reshape(*d.shape[: axis + 1], -1), axis=-1)
+
+        sq = jtu.tree_leaves(jtu.tree_map(leaf_sq, self.params, self.masses))
+        return jnp.sqrt(sum(sq))
+
+    def metrics_frame(self):
+        """The scalar series as a pandas DataFrame (columns t, loss, grad_norm[, member])."""
+        import pandas as pd
+
+        if self.ensemble_size is None:
+            return pd.DataFrame(
+                {
+                    "t": np.asarray(self.ts),
+                    "loss": np.asarray(self.loss),
+                    "grad_norm": np.asarray(self.grad_norm),
+                }
+            )
+        e, t = self.loss.shape
+        return pd.DataFrame(
+            {
+                "member": np.repeat(np.arange(e), t),
+                "t": np.tile(np.asarray(self.ts), e),
+                "loss": np.asarray(self.loss).reshape(-1),
+                "grad_norm": np.asarray(self.grad_norm).reshape(-1),
+            }
+        )
+
+    def save_metrics(self, path) -> Path:
+        """Write `metrics_frame()` to Parquet (float64, exact)."""
+        path = Path(path)
+        self.metrics_frame().to_parquet(path, index=False)
+        return path
+
+    def save(self, path) -> Path:
+        """Write the whole trajectory to NetCDF (every array float64 as it is: exact round trip)."""
+        import xarray as xr
+
+        path = Path(path)
+        # The model skeleton (arrays replaced by slots) is pickled; the arrays go in as variables.
+        param_leaves = jtu.tree_leaves(self.params)
+        mass_leaves = [np.asarray(m) for m in jtu.tree_leaves(self.masses)]
+        static_arrays = [np.asarray(x) for x in jtu.tree_leaves(self.static) if eqx.is_array(x)]
+        skeleton = (_slots(self.params), _slots(self.masses), _slots(self.static))
+        lead = ("member", "time") if self.ensemble_size is not None else ("time",)
+        variables = {
+            "loss": (lead, np.asarray(self.loss)),
+            "grad_norm": (lead, np.asarray(self.grad_norm)),
+        }
+        for i, a in enumerate(param_leaves):
+            a = np.asarray(a)
+            dims = lead + tuple(f"param{i}_d{j}" for j in range(a.ndim - len(lead)))
+            variables[f"param{i}"] = (dims, a)
+        for i, m in enumerate(mass_leaves):
+            variables[f"mass{i}"] = (tuple(f"mass{i}_d{j}" for j in range(m.ndim)), m)
+        for i, a in enumerate(static_arrays):
+            variables[f"static{i}"] = (tuple(f"static{i}_d{j}" for j in range(a.ndim)), a)
+        attrs = {
+            "gradflow_skeleton": base64.b64encode(pickle.dumps(skeleton)).decode(),
+            "stats": json.dumps(_jsonable(self.stats)),
+            "info": json.dumps(_jsonable(self.info)),
+            "n_params": len(param_leaves),
+            "n_static": len(static_arrays),
+        }
+        ds = xr.Dataset(variables, coords={"time": np.asarray(self.ts)}, attrs=attrs)
+        ds.to_netcdf(path, engine="h5netcdf")
+        return path
+
+    @classmethod
+    def load(cls, path) -> Trajectory:
+        """Read a trajectory written by `save`."""
+        import xarray as xr
+
+        with xr.open_dataset(path, engine="h5netcdf") as ds:
+            ds = ds.load()
+        params_sk, masses_sk, static_sk = pickle.loads(
+            base64.b64decode(ds.attrs["gradflow_skeleton"])
+        )
+        n_params, n_static = int(ds.attrs["n_params"]), int(ds.attrs["n_static"])
+        params = _fill(params_sk, [ds[f"param{i}"].values for i in range(n_params)])
+        masses = _fill(masses_sk, [ds[f"mass{i}"].values for i in range(n_params)])
+        static = _fill(static_sk, [ds[f"static{i}"].values for i in range(n_static)])
+        return cls(
+            jnp.asarray(ds["time"].values),
+            params,
+            static,
+            jnp.asarray(ds["loss"].values),
+            jnp.asarray(ds["grad_norm"].values),
+            masses,
+            json.loads(ds.attrs["stats"]),
+            json.loads(ds.attrs["info"]),
+        )
+
+
+class _Slot:
+    """Placeholder for an array leaf in a pickled model skeleton."""
+
+
+def _slots(tree):
+    return jtu.tree_map(lambda x: _Slot() if eqx.is_array(x) else x, tree)
+
+
+def _fill(skeleton, arrays):
+    arrays = iter(arrays)
+    return jtu.tree_map(
+        lambda x: jnp.asarray(next(arrays)) if isinstance(x, _Slot) else x, skeleton
+    )
+
+
+def _jsonable(value: Any):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray | jax.Array):
+        return _jsonable(np.asarray(value).tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
