@@ -8,6 +8,7 @@ import jax as _jax
 _jax.config.update("jax_enable_x64", True)
 
 from . import data as data  # noqa: E402
+from . import diagnostics as diagnostics  # noqa: E402
 from . import geometry as geometry  # noqa: E402
 from . import models as models  # noqa: E402
 from . import objective as objective  # noqa: E402
