@@ -4,3 +4,5 @@ from ._base import AbstractModel as AbstractModel
 from ._base import masses_like as masses_like
 from .deep_linear import AdjacencyDeepLinear as AdjacencyDeepLinear
 from .deep_linear import DeepLinear as DeepLinear
+from .mean_field import MeanFieldResNet as MeanFieldResNet
+from .mean_field import TwoLayerMeanField as TwoLayerMeanField

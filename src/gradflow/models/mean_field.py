@@ -1,0 +1,438 @@
+"""Mean-field networks: the parameters are a probability measure, discretised by particles.
+
+**Deep (mean-field ResNet).** The state x(s) ∈ R^q, s ∈ [0, 1], obeys
+
+    x'(s) = ∫_Θ f(x(s), θ) dμ_s(θ),    f(x, θ) = u σ(γ wᵀx + b),   θ = (u, w, b) ∈ R^q × R^q × R,
+
+where μ is a probability measure on [0, 1] × Θ with uniform first marginal and μ_s its
+conditional at depth s (MODELS.md §3, §4). gradflow discretises μ by L layers at
+s_k = (k − ½)/L, k = 1..L, each holding M particles θ_{k,1..M} of mass 1/(L·M):
+
+    x_{k+1} = x_k + (1/L) (1/M) Σ_j f(x_k, θ_{k,j}),    k = 0..L−1,
+
+which is a ResNet of depth L and width M (see `MeanFieldResNet.to_resnet`). The embedding is the
+fixed x_0 = A x_in with A = [I; 0] ∈ R^{q × d_in} and the readout the fixed f(x_in) = B x_L with
+B = [0, I] ∈ R^{d_out × q} (the last d_out coordinates), the convention of Marion et al. (ICLR
+2024) used by `gf.models.ResNet`; neither is trained. Choosing q ≥ d_in + d_out makes the
+readout coordinates start at zero, so that the output at initialisation is the residual part
+only.
+
+The model declares masses 1/(L·M) and `layered = True`, so
+
+- `geometry="conditional_wasserstein"` gives θ_{k,j}' = −L·M ∂F/∂θ_{k,j} = −∇_θ (δF/δμ)(s_k, θ_{k,j})
+  with the layer coordinate s_k frozen: each conditional μ_{s_k} follows its own Wasserstein flow
+  and the s-marginal stays uniform;
+- `l2=λ` adds λ Σ_{k,j} (1/(LM)) |θ_{k,j}|² = λ ∫∫ |θ|² dμ_s(θ) ds (MODELS.md §4; the paper's
+  λ/2 is our λ).
+
+**Shallow (two-layer mean field).** f(x) = ∫ u σ(γ wᵀx + b) dμ(θ) ≈ (1/M) Σ_j u_j σ(γ w_jᵀx + b_j),
+u ∈ R^{d_out}, particles of mass 1/M, `geometry="wasserstein"` (Mei, Montanari & Nguyen 2018;
+Chizat & Bach 2018).
+
+Particles are stored stacked — u and w as (L, M, q), b as (L, M) — and the forward pass is a
+`lax.scan` over layers with a vectorised sum over particles.
+
+??? cite
+    Ding, Chen, Li, Wright, "Overparameterization of deep ResNet: zero loss and mean-field
+    analysis", JMLR 2022; Isobe, "Convergence of continuous DNNs under Wasserstein gradient flow
+    with L2 regularisation" (Łojasiewicz–Simon); Marion, Wu, Sander, Biau, "Implicit
+    regularization of deep residual networks towards neural ODEs", ICLR 2024.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import ClassVar
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.tree_util as jtu
+import numpy as np
+
+from .._custom_types import Array, Float, Inputs, Outputs
+from .._errors import ConfigError, check, check_choice
+from ._base import AbstractModel, masses_like
+
+
+def _gelu(x):
+    return jax.nn.gelu(x, approximate=False)
+
+
+ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
+    "tanh": jnp.tanh,
+    "gelu": _gelu,
+    "sigmoid": jax.nn.sigmoid,
+    "softplus": jax.nn.softplus,
+    "relu": jax.nn.relu,
+}
+
+
+def _positive_int(name, value):
+    check(
+        isinstance(value, int | np.integer) and not isinstance(value, bool) and value >= 1,
+        name,
+        value,
+        "a positive integer",
+    )
+    return int(value)
+
+
+def _positions_from(positions, shape_lm: tuple[int, ...], dim: int, field: str = "positions"):
+    """(u, w, b) from a dict {'u','w','b'} or a tuple; b may be omitted (zeros)."""
+    if isinstance(positions, dict):
+        u, w, b = positions.get("u"), positions.get("w"), positions.get("b")
+    else:
+        try:
+            parts = tuple(positions)
+        except TypeError:
+            raise ConfigError(field, type(positions).__name__, "a dict with u, w[, b] or a tuple (u, w[, b])") from None
+        if len(parts) not in (2, 3):
+            raise ConfigError(field, f"{len(parts)} arrays", "a tuple (u, w) or (u, w, b)")
+        u, w = parts[0], parts[1]
+        b = parts[2] if len(parts) == 3 else None
+    if u is None or w is None:
+        raise ConfigError(field, "missing u or w", "a dict with u, w[, b] or a tuple (u, w[, b])")
+    u = jnp.asarray(u, dtype=float)
+    w = jnp.asarray(w, dtype=float)
+    b = jnp.zeros(shape_lm) if b is None else jnp.asarray(b, dtype=float)
+    return u, w, b
+
+
+class MeanFieldResNet(AbstractModel):
+    """A deep mean-field ResNet: L layers of M neuron particles θ = (u, w, b), mass 1/(L·M) each.
+
+    **Arguments:**
+
+    - `in_dim`, `out_dim`: input and output dimensions d_in, d_out.
+    - `dim`: the state dimension q (q ≥ max(d_in, d_out); q ≥ d_in + d_out keeps the input and
+      readout coordinates apart).
+    - `layers`: L ≥ 1. `particles`: M ≥ 1 per layer.
+    - `key`: a `jax.random` key for the initial measure (not needed when `positions` is given).
+    - `activation`: 'tanh' (default; analytic, as the Łojasiewicz theory needs), 'gelu',
+      'sigmoid', 'softplus' or 'relu'.
+    - `init_scale`: the spread s of the default initial measure, the Gaussian
+      u ~ N(0, s² I_q), w ~ N(0, s² I_q / q), b ~ N(0, s²), i.i.d. across particles and layers.
+      The output at initialisation is O(s²/√M), so s sets the initial risk.
+    - `positions`: the particles themselves, a dict {'u': (L, M, q), 'w': (L, M, q), 'b': (L, M)}
+      or a tuple (u, w[, b]); or a callable `positions(key, (L, M), q) -> (u, w, b)` sampling
+      another initial measure.
+    - `bias`: whether b is trained (default True). With `bias=False`, b is a fixed array (zeros
+      unless given) and θ = (u, w).
+    - `input_scale`: γ in f(x, θ) = u σ(γ wᵀx + b) (default 1). `from_resnet` sets
+      γ = 1/√(M q), the value for which the particle flow is the ResNet's flow (see there).
+
+    **Forward map:** x_0 = [x_in; 0], x_{k+1} = x_k + (1/(L M)) Σ_j u_{k,j} σ(γ w_{k,j}ᵀ x_k + b_{k,j}),
+    output the last d_out coordinates of x_L.
+    """
+
+    u: Float[Array, "L M q"]
+    w: Float[Array, "L M q"]
+    b: Float[Array, "L M"]
+    in_features: int = eqx.field(static=True)
+    out_features: int = eqx.field(static=True)
+    activation: str = eqx.field(static=True)
+    bias: bool = eqx.field(static=True)
+    input_scale: float = eqx.field(static=True)
+
+    layered: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        in_dim: int,
+        dim: int,
+        layers: int,
+        particles: int,
+        out_dim: int,
+        key=None,
+        activation: str = "tanh",
+        init_scale: float = 1.0,
+        positions=None,
+        *,
+        bias: bool = True,
+        input_scale: float = 1.0,
+    ):
+        in_dim = _positive_int("in_dim", in_dim)
+        out_dim = _positive_int("out_dim", out_dim)
+        dim = _positive_int("dim", dim)
+        layers = _positive_int("layers", layers)
+        particles = _positive_int("particles", particles)
+        check(
+            dim >= max(in_dim, out_dim),
+            "dim",
+            dim,
+            f"an integer ≥ max(in_dim, out_dim) = {max(in_dim, out_dim)}",
+        )
+        check_choice("activation", activation, ACTIVATIONS)
+        check(
+            isinstance(init_scale, int | float) and np.isfinite(init_scale) and init_scale >= 0,
+            "init_scale",
+            init_scale,
+            "a non-negative number",
+        )
+        check(
+            isinstance(input_scale, int | float) and np.isfinite(input_scale) and input_scale > 0,
+            "input_scale",
+            input_scale,
+            "a positive number",
+        )
+        shape = (layers, particles)
+        if positions is None or callable(positions):
+            check(key is not None, "key", key, "a jax.random key (or pass positions=)")
+            if positions is None:
+                u, w, b = gaussian_positions(key, shape, dim, init_scale)
+            else:
+                u, w, b = _positions_from(positions(key, shape, dim), shape, dim)
+        else:
+            u, w, b = _positions_from(positions, shape, dim)
+        expected = {"u": shape + (dim,), "w": shape + (dim,), "b": shape}
+        for name, arr in (("u", u), ("w", w), ("b", b)):
+            if arr.shape != expected[name]:
+                raise ConfigError(
+                    f"positions.{name}", arr.shape, f"an array of shape {expected[name]} (L, M[, q])"
+                )
+        self.u, self.w, self.b = u, w, b
+        self.in_features = in_dim
+        self.out_features = out_dim
+        self.activation = activation
+        self.bias = bool(bias)
+        self.input_scale = float(input_scale)
+
+    # -- sizes ------------------------------------------------------------------------------
+    @property
+    def in_dim(self) -> int:
+        return self.in_features
+
+    @property
+    def out_dim(self) -> int:
+        return self.out_features
+
+    @property
+    def dim(self) -> int:
+        return self.u.shape[-1]
+
+    @property
+    def layers(self) -> int:
+        return self.u.shape[-3]
+
+    @property
+    def particles(self) -> int:
+        return self.u.shape[-2]
+
+    def layer_positions(self) -> np.ndarray:
+        """s_k = (k − ½)/L, k = 1..L: the depth of each layer (never moves)."""
+        return (np.arange(self.layers) + 0.5) / self.layers
+
+    def particle_positions(self) -> Float[Array, "L M p"]:
+        """θ_{k,j} as one array (L, M, p): [u, w, b] (p = 2q + 1) or [u, w] without bias."""
+        parts = [self.u, self.w] + ([self.b[..., None]] if self.bias else [])
+        return jnp.concatenate(parts, axis=-1)
+
+    # -- measure -----------------------------------------------------------------------------
+    def trainable(self):
+        spec = jtu.tree_map(eqx.is_inexact_array, self)
+        if not self.bias:
+            spec = eqx.tree_at(lambda m: m.b, spec, False)
+        return spec
+
+    def masses(self):
+        return masses_like(self, 1.0 / (self.layers * self.particles))
+
+    # -- forward -----------------------------------------------------------------------------
+    def _sigma(self):
+        return ACTIVATIONS[self.activation]
+
+    def embed(self, x: Inputs) -> Float[Array, "n q"]:
+        """x_0 = A x with A = [I; 0]."""
+        return jnp.pad(x, ((0, 0), (0, self.dim - self.in_dim)))
+
+    def readout(self, h: Float[Array, "n q"]) -> Outputs:
+        """B h with B = [0, I]: the last d_out coordinates."""
+        return h[:, self.dim - self.out_dim :]
+
+    def velocity(self, h: Float[Array, "n q"], k) -> Float[Array, "n q"]:
+        """(1/M) Σ_j f(h, θ_{k,j}) at layer k."""
+        sigma = self._sigma()
+        a = sigma(self.input_scale * (h @ self.w[k].T) + self.b[k])
+        return a @ self.u[k] / self.particles
+
+    def hidden_states(self, x: Inputs) -> Float[Array, "L+1 n q"]:
+        """x_0, ..., x_L for the batch."""
+        h0 = self.embed(x)
+        step = self._step()
+        _, hs = jax.lax.scan(lambda h, th: (step(h, th),) * 2, h0, (self.u, self.w, self.b))
+        return jnp.concatenate([h0[None], hs])
+
+    def _step(self):
+        sigma, gamma = self._sigma(), self.input_scale
+        scale = 1.0 / (self.layers * self.particles)
+
+        def step(h, theta):
+            u, w, b = theta
+            return h + scale * (sigma(gamma * (h @ w.T) + b) @ u)
+
+        return step
+
+    def __call__(self, x: Inputs) -> Outputs:
+        step = self._step()
+        h, _ = jax.lax.scan(lambda h, th: (step(h, th), None), self.embed(x), (self.u, self.w, self.b))
+        return self.readout(h)
+
+    # -- the ResNet it is ---------------------------------------------------------------------
+    def to_resnet(self):
+        """The `gf.models.ResNet` (depth L, width m = M, q = dim, no bias) with the same forward
+        map: V_k = u_kᵀ/√M (q × M), W_k = γ √q w_k (M × q), since
+
+            1/(L√m) V_k σ(W_k h/√q) = 1/(L M) Σ_j u_{k,j} σ(γ w_{k,j}ᵀ h).
+
+        The ResNet has no bias, so the biases must be zero and fixed (`bias=False`, b = 0).
+
+        **Same trajectory:** the ResNet flows by Z_k' = −L ∂F/∂Z_k (mass 1/L per layer), the
+        particles by θ_{k,j}' = −L M ∂F/∂θ_{k,j}. Under the map above u' ↔ V' agree for every γ,
+        while w' ↔ W' agree iff γ² M q = 1; `from_resnet` builds that model
+        (γ = 1/√(M q), u = √M Vᵀ, w = √M W). For other γ the forward maps are equal but the
+        flows differ by a constant metric factor γ² M q on w.
+        """
+        from .resnet import ResNet
+
+        if self.bias or bool(jnp.any(self.b != 0)):
+            raise ConfigError(
+                "bias",
+                "trainable or non-zero biases",
+                "bias=False with zero biases (gf.models.ResNet has no bias)",
+            )
+        m, q = self.particles, self.dim
+        v = jnp.swapaxes(self.u, -1, -2) / np.sqrt(m)  # (L, q, M)
+        w = self.input_scale * np.sqrt(q) * self.w  # (L, M, q)
+        return ResNet.from_weights(v, w, in_dim=self.in_dim, out_dim=self.out_dim,
+                                   activation=self.activation)
+
+    @classmethod
+    def from_resnet(cls, resnet) -> MeanFieldResNet:
+        """The particle system whose conditional-Wasserstein flow *is* the ResNet's flow.
+
+        For a ResNet h_{k+1} = h_k + 1/(L√m) V_k σ(W_k h_k/√q): particles u_{k,j} = √m V_k[:, j],
+        w_{k,j} = √m W_k[j, :], b = 0 (fixed), γ = 1/√(m q). Then the forward maps agree and
+        θ_{k,j}' = −L m ∂F/∂θ_{k,j} is exactly V_k' = −L ∂F/∂V_k, W_k' = −L ∂F/∂W_k.
+        """
+        v, w = resnet.V, resnet.W
+        layers, q, m = v.shape
+        u = np.sqrt(m) * jnp.swapaxes(v, -1, -2)
+        wp = np.sqrt(m) * w
+        return cls(
+            resnet.in_dim, q, layers, m, resnet.out_dim,
+            activation=resnet.activation,
+            positions=(u, wp, jnp.zeros((layers, m))),
+            bias=False,
+            input_scale=1.0 / np.sqrt(m * q),
+        )
+
+
+class TwoLayerMeanField(AbstractModel):
+    """A two-layer mean-field network f(x) = (1/M) Σ_j u_j σ(γ w_jᵀx + b_j), particles of mass 1/M.
+
+    **Arguments:**
+
+    - `in_dim`, `out_dim`: d_in, d_out. `particles`: M ≥ 1. `key`: a `jax.random` key.
+    - `activation`: as for `MeanFieldResNet`. `init_scale`: s in u ~ N(0, s² I), w ~ N(0, s² I/d_in),
+      b ~ N(0, s²). `positions`: given particles (u (M, d_out), w (M, d_in), b (M,)) or a sampler.
+    - `bias`, `input_scale`: as for `MeanFieldResNet`.
+
+    Not layered: use `geometry="wasserstein"` (θ_j' = −M ∂F/∂θ_j = −∇_θ δF/δμ(θ_j)).
+    """
+
+    u: Float[Array, "M d_out"]
+    w: Float[Array, "M d_in"]
+    b: Float[Array, " M"]
+    activation: str = eqx.field(static=True)
+    bias: bool = eqx.field(static=True)
+    input_scale: float = eqx.field(static=True)
+
+    def __init__(
+        self,
+        in_dim: int,
+        particles: int,
+        out_dim: int,
+        key=None,
+        activation: str = "tanh",
+        init_scale: float = 1.0,
+        positions=None,
+        *,
+        bias: bool = True,
+        input_scale: float = 1.0,
+    ):
+        in_dim = _positive_int("in_dim", in_dim)
+        out_dim = _positive_int("out_dim", out_dim)
+        particles = _positive_int("particles", particles)
+        check_choice("activation", activation, ACTIVATIONS)
+        check(
+            isinstance(init_scale, int | float) and np.isfinite(init_scale) and init_scale >= 0,
+            "init_scale", init_scale, "a non-negative number",
+        )
+        check(
+            isinstance(input_scale, int | float) and np.isfinite(input_scale) and input_scale > 0,
+            "input_scale", input_scale, "a positive number",
+        )
+        if positions is None or callable(positions):
+            check(key is not None, "key", key, "a jax.random key (or pass positions=)")
+            if positions is None:
+                ku, kw, kb = jax.random.split(key, 3)
+                s = float(init_scale)
+                u = s * jax.random.normal(ku, (particles, out_dim))
+                w = s / np.sqrt(in_dim) * jax.random.normal(kw, (particles, in_dim))
+                b = s * jax.random.normal(kb, (particles,))
+            else:
+                u, w, b = positions(key, (particles,), (in_dim, out_dim))
+                u, w, b = (jnp.asarray(a, dtype=float) for a in (u, w, b))
+        else:
+            u, w, b = _positions_from(positions, (particles,), in_dim)
+        expected = {"u": (particles, out_dim), "w": (particles, in_dim), "b": (particles,)}
+        for name, arr in (("u", u), ("w", w), ("b", b)):
+            if arr.shape != expected[name]:
+                raise ConfigError(f"positions.{name}", arr.shape, f"an array of shape {expected[name]}")
+        self.u, self.w, self.b = u, w, b
+        self.activation = activation
+        self.bias = bool(bias)
+        self.input_scale = float(input_scale)
+
+    @property
+    def in_dim(self) -> int:
+        return self.w.shape[-1]
+
+    @property
+    def out_dim(self) -> int:
+        return self.u.shape[-1]
+
+    @property
+    def particles(self) -> int:
+        return self.u.shape[-2]
+
+    def particle_positions(self) -> Float[Array, "M p"]:
+        parts = [self.u, self.w] + ([self.b[..., None]] if self.bias else [])
+        return jnp.concatenate(parts, axis=-1)
+
+    def trainable(self):
+        spec = jtu.tree_map(eqx.is_inexact_array, self)
+        if not self.bias:
+            spec = eqx.tree_at(lambda m: m.b, spec, False)
+        return spec
+
+    def masses(self):
+        return masses_like(self, 1.0 / self.particles)
+
+    def __call__(self, x: Inputs) -> Outputs:
+        a = ACTIVATIONS[self.activation](self.input_scale * (x @ self.w.T) + self.b)
+        return a @ self.u / self.particles
+
+
+def gaussian_positions(key, shape: tuple[int, ...], dim: int, scale: float):
+    """The default initial measure: u ~ N(0, s² I_q), w ~ N(0, s² I_q/q), b ~ N(0, s²), i.i.d.
+
+    Returns (u, w, b) of shapes shape + (q,), shape + (q,), shape.
+    """
+    ku, kw, kb = jax.random.split(key, 3)
+    s = float(scale)
+    u = s * jax.random.normal(ku, shape + (dim,))
+    w = s / np.sqrt(dim) * jax.random.normal(kw, shape + (dim,))
+    b = s * jax.random.normal(kb, shape)
+    return u, w, b
