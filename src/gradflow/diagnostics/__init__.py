@@ -2,3 +2,9 @@
 
 Each submodule holds one idea; the public names are re-exported here.
 """
+
+from .transport import TransportResult as TransportResult
+from .transport import conditional_wasserstein as conditional_wasserstein
+from .transport import cumulative_path_length as cumulative_path_length
+from .transport import distance_travelled as distance_travelled
+from .transport import wasserstein as wasserstein
