@@ -7,6 +7,7 @@ import jax as _jax
 
 _jax.config.update("jax_enable_x64", True)
 
+from . import analytic as analytic  # noqa: E402
 from . import data as data  # noqa: E402
 from . import diagnostics as diagnostics  # noqa: E402
 from . import geometry as geometry  # noqa: E402

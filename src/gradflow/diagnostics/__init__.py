@@ -12,3 +12,12 @@ from .transport import wasserstein as wasserstein
 from .lojasiewicz import LojasiewiczFit as LojasiewiczFit
 from .lojasiewicz import energy_dissipation as energy_dissipation
 from .lojasiewicz import lojasiewicz_fit as lojasiewicz_fit
+
+from .conservation import adjacency_invariants as adjacency_invariants
+from .conservation import conservation_drift as conservation_drift
+from .critical_points import CriticalPoint as CriticalPoint
+from .critical_points import SaddleTimeline as SaddleTimeline
+from .critical_points import critical_points as critical_points
+from .critical_points import saddle_timeline as saddle_timeline
+from .hessian import hessian_matrix as hessian_matrix
+from .hessian import hessian_spectrum as hessian_spectrum

@@ -1,0 +1,336 @@
+"""Closed-form solutions of deep linear gradient flows, used as ground truth for the integrator.
+
+Whitened inputs (Σ_xx = I), Σ_yx = U S Vᵀ. A *balanced, aligned* initial network
+W_k = R_k diag(u_0)^{1/H} R_{k−1}ᵀ (R_0 = V, R_H = U, intermediate R_k with orthonormal columns)
+stays balanced and aligned along the gradient flow, and each mode strength u_j = U_jᵀ W V_j obeys
+the scalar ODE (Saxe, McClelland & Ganguli 2014; Arora, Cohen & Hazan 2018)
+
+    u' = H u^{2−2/H} (s − u),   u(0) = u_0.                                         (1)
+
+**Exact solution.** With w = u^{1/H} (the per-layer strength), (1) becomes
+w' = w^{H−1}(s − w^H), and the partial fractions
+1/(w^{H−1}(s − w^H)) = (1/s)[w^{1−H} + w/(s − w^H)] and, with r_k = s^{1/H} e^{2πik/H} the roots of
+s − w^H, w/(s − w^H) = −(1/(Hs)) Σ_k r_k²/(w − r_k), give t in closed form:
+
+    s·t = Φ(w) − Φ(w_0),   Φ(w) = −w^{2−H}/(H − 2)  (log w for H = 2)
+                                   − (1/(Hs)) Re Σ_{k=0}^{H−1} r_k² log(w − r_k).    (2)
+
+`learning_time` evaluates (2) directly. `balanced_mode_strength` inverts it by bisection on log w
+(Φ is monotone between w_0 and s^{1/H}), iterated to the last bit, so u(t) is exact up to the
+conditioning of the problem itself (|t u'/u| · 1e-16). For H = 2 the inversion is explicit:
+u(t) = s / (1 + (s/u_0 − 1) e^{−2st}) = s e^{2st}/(e^{2st} − 1 + s/u_0); for H = 1, u = s + (u_0 − s)e^{−t}.
+
+**Random (unbalanced) small initialisations, H = 2** (`effective_balanced_init`). Near the origin
+the flow of the mode-j coordinates a_j = W_2ᵀ U_j, b_j = W_1 V_j ∈ R^{n_1} linearises to
+a_j' = s_j b_j, b_j' = s_j a_j (the neglected terms are cubic), so
+a_j + b_j grows like e^{s_j t}, a_j − b_j decays like e^{−s_j t}, and the mode strength
+u_j = a_jᵀ b_j = (|a_j + b_j|² − |a_j − b_j|²)/4 follows, after a transient of a few 1/s_j,
+the balanced solution with **u_0^eff = |a_j(0) + b_j(0)|²/4**. Refinement: once mode i is learned,
+W_1W_1ᵀ ≈ W_2ᵀW_2 ≈ s_i h_i h_iᵀ (h_i ∝ a_i(0) + b_i(0), the hidden direction mode i grew along), and
+the component of a_j + b_j along h_i obeys c' = (s_j − u_i)c: it dies out. So for j learned after
+i the growth starts from the part of a_j(0) + b_j(0) orthogonal to the h_i of the modes learned
+before it (`project=True`: Gram–Schmidt in the order of decreasing s). The prediction's error is
+O(ε²) in u_0^eff plus the (small) effect of the crossing itself on the log of the initial value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax.numpy as jnp
+import numpy as np
+
+from ._errors import ConfigError, check
+from .data import Dataset
+
+__all__ = [
+    "balanced_mode_strength",
+    "learning_time",
+    "balanced_aligned_init",
+    "critical_value",
+    "teacher_modes",
+    "effective_balanced_init",
+    "predicted_learning_times",
+]
+
+
+# ---------------------------------------------------------------------------------------------
+# the scalar balanced flow
+
+
+def _check_depth(depth) -> int:
+    check(
+        isinstance(depth, int | np.integer) and depth >= 1, "depth", depth, "a positive integer"
+    )
+    return int(depth)
+
+
+def _phi_difference(w, w0, s, depth):
+    """Φ(w) − Φ(w_0) of equation (2) (equal to s·t), elementwise; ±inf at w = s^{1/H}."""
+    h = depth
+    r0 = s ** (1.0 / h)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if h == 2:
+            power = np.log(w / w0)
+        else:
+            power = (w0 ** (2.0 - h) - w ** (2.0 - h)) / (h - 2)
+        # k = 0 (the real root r_0 = s^{1/H}): log|w − r_0| − log|w_0 − r_0| = log1p((w − w0)/(w0 − r0)).
+        logs = r0**2 * np.log1p((w - w0) / (w0 - r0))
+        # k = 1..H−1: complex roots (and the real root −r_0 when H is even); the path w0 → w stays
+        # on the real axis, so it never crosses the principal branch cut of log(w − r_k).
+        for k in range(1, h):
+            rk = r0 * np.exp(2j * np.pi * k / h)
+            z = (w - w0) / (w0 - rk)
+            logs = logs + np.real(rk**2 * np.log(1.0 + z))
+    return power - logs / (h * s)
+
+
+def balanced_mode_strength(t, s, u0, depth: int) -> np.ndarray:
+    """The exact mode strength u(t) of a balanced, aligned deep linear network.
+
+    Solves u' = H u^{2−2/H}(s − u), u(0) = u_0 (equation (1) of the module docstring), with
+    whitened inputs. H = 1: u = s + (u_0 − s)e^{−t}. H = 2: u = s / (1 + (s/u_0 − 1)e^{−2st}).
+    H ≥ 3: inverts t = ∫_{u_0}^{u} dv / (H v^{2−2/H}(s − v)), in the closed form (2), by bisection
+    on log u to the last bit (relative error ~1e-15 times the problem's own conditioning).
+
+    **Arguments:**
+
+    - `t`: times ≥ 0 (any shape).
+    - `s`: the mode's singular value(s) s > 0; `u0`: initial strength(s) u_0 > 0. `t`, `s`, `u0`
+      broadcast against each other (e.g. `t[:, None]` with `s` of shape (r,)).
+    - `depth`: H ≥ 1.
+
+    **Returns:** u(t), a float64 array of the broadcast shape.
+    """
+    depth = _check_depth(depth)
+    t, s, u0 = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (t, s, u0)))
+    check(bool(np.all(np.isfinite(t)) and np.all(t >= 0)), "t", "negative/non-finite", "t ≥ 0")
+    check(bool(np.all(s > 0) and np.all(np.isfinite(s))), "s", "non-positive", "s > 0")
+    check(bool(np.all(u0 > 0) and np.all(np.isfinite(u0))), "u0", "non-positive", "u0 > 0")
+    if depth == 1:
+        return s + (u0 - s) * np.exp(-t)
+    if depth == 2:
+        with np.errstate(over="ignore"):
+            return s / (1.0 + (s / u0 - 1.0) * np.exp(-2.0 * s * t))
+    return _invert(t, s, u0, depth)
+
+
+def _invert(t, s, u0, depth):
+    """Solve Φ(w) − Φ(w_0) = s t for w by bisection on y = log w; return u = w^H."""
+    shape = t.shape
+    t, s, u0 = (v.reshape(-1).copy() for v in (t, s, u0))
+    out = np.empty_like(t)
+    fixed = (u0 == s) | (t == 0)
+    out[fixed] = u0[fixed]
+    todo = ~fixed
+    tt, ss, uu = t[todo], s[todo], u0[todo]
+    w0 = uu ** (1.0 / depth)
+    # g(y) = Φ(e^y) − Φ(w0) − s t is ≤ 0 at y = log w0 and → +inf at y = log s^{1/H}.
+    a = np.log(w0)
+    b = np.log(ss) / depth
+    for _ in range(200):
+        mid = 0.5 * (a + b)
+        if np.all((mid == a) | (mid == b)):
+            break
+        g = _phi_difference(np.exp(mid), w0, ss, depth) - ss * tt
+        neg = g <= 0  # NaN (w == r0 exactly) counts as the +inf side
+        a = np.where(neg, mid, a)
+        b = np.where(neg, b, mid)
+    # a is on the g ≤ 0 side; take the endpoint with the smaller |g| (they differ by one ulp).
+    ga = np.abs(_phi_difference(np.exp(a), w0, ss, depth) - ss * tt)
+    gb = np.abs(_phi_difference(np.exp(b), w0, ss, depth) - ss * tt)
+    y = np.where(np.nan_to_num(gb, nan=np.inf) < ga, b, a)
+    out[todo] = np.exp(depth * y)
+    return out.reshape(shape)
+
+
+def learning_time(s, u0, depth: int, fraction: float = 0.5) -> np.ndarray:
+    """The time at which the balanced mode strength reaches `fraction`·s (equation (2)).
+
+    H = 2: t = (1/(2s)) log((s/u_0 − 1)/(1/fraction − 1)). For u_0 < fraction·s only; returns 0 where
+    u_0 ≥ fraction·s already.
+
+    **Arguments:** `s`, `u0` (broadcast), `depth` ≥ 1, `fraction` ∈ (0, 1).
+    """
+    depth = _check_depth(depth)
+    check(0.0 < fraction < 1.0, "fraction", fraction, "a number in (0, 1)")
+    s, u0 = np.broadcast_arrays(np.asarray(s, dtype=float), np.asarray(u0, dtype=float))
+    check(bool(np.all(s > 0)), "s", "non-positive", "s > 0")
+    check(bool(np.all(u0 > 0)), "u0", "non-positive", "u0 > 0")
+    target = fraction * s
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if depth == 1:
+            t = np.log((s - u0) / (s - target))
+        elif depth == 2:
+            t = np.log((s / u0 - 1.0) / (1.0 / fraction - 1.0)) / (2.0 * s)
+        else:
+            w0 = u0 ** (1.0 / depth)
+            t = _phi_difference(target ** (1.0 / depth), w0, s, depth) / s
+    return np.where(u0 >= target, 0.0, t)
+
+
+# ---------------------------------------------------------------------------------------------
+# data modes, balanced aligned networks, critical values
+
+
+def teacher_modes(data: Dataset, rank_tol: float = 1e-10):
+    """The modes of the data: (U, s, V, sxx_inv_half) with M = Σ_yx Σ_xx^{−1/2} = U diag(s) Vᵀ.
+
+    Only the r singular values above `rank_tol`·s_max are kept (r = number of modes). For whitened
+    data Σ_xx^{−1/2} = I and M = Σ_yx. A network W relates to the modes through
+    W Σ_xx^{1/2} (so W_1 ↦ W_1 Σ_xx^{1/2} is the change of variables that whitens the problem).
+
+    **Raises:** `ConfigError` if Σ_xx is singular (then no unique minimiser in every direction).
+    """
+    m = data.moments()
+    sxx = np.asarray(m.sxx)
+    evals, evecs = np.linalg.eigh(sxx)
+    check(
+        bool(evals.min() > 1e-12 * max(evals.max(), 1e-300)),
+        "data",
+        f"Σ_xx with smallest eigenvalue {evals.min():.3g}",
+        "inputs whose second moment Σ_xx is invertible",
+    )
+    if np.allclose(sxx, np.eye(sxx.shape[0]), rtol=0, atol=1e-12):
+        inv_half = np.eye(sxx.shape[0])
+    else:
+        inv_half = (evecs / np.sqrt(evals)) @ evecs.T
+    mm = np.asarray(m.syx) @ inv_half
+    u, s, vt = np.linalg.svd(mm, full_matrices=False)
+    r = int(np.sum(s > rank_tol * max(s[0], 1e-300))) if s.size else 0
+    return u[:, :r], s[:r], vt[:r].T, inv_half
+
+
+def critical_value(data: Dataset, modes: Sequence[int]) -> float:
+    """The value of F at the critical points that have learned the modes J = `modes` (0-based).
+
+    F_J = ½ Σ_{j∉J} s_j² + ½ (tr Σ_yy − Σ_j s_j²) (MODELS.md §1), s_j the singular values of Σ_yx
+    for whitened data. For non-whitened data (Σ_xx invertible) the s_j are the singular values of
+    M = Σ_yx Σ_xx^{−1/2}: the change of variables W_1 ↦ W_1 Σ_xx^{1/2} maps the problem to the
+    whitened one with Σ_yx replaced by M and tr Σ_yy unchanged, and maps critical points to critical
+    points with the same value (and the same Hessian inertia, by Sylvester's law).
+    """
+    _, s, _, _ = teacher_modes(data)
+    modes = tuple(int(j) for j in modes)
+    check(
+        all(0 <= j < s.size for j in modes) and len(set(modes)) == len(modes),
+        "modes",
+        modes,
+        f"distinct mode indices in 0..{s.size - 1}",
+    )
+    tr_syy = float(data.moments().tr_syy)
+    unlearned = np.delete(s, list(modes)) if modes else s
+    return float(0.5 * np.sum(unlearned**2) + 0.5 * (tr_syy - np.sum(s**2)))
+
+
+def _frames(widths, r):
+    """Intermediate frames R_k (n_k × r): the first r coordinate vectors of each hidden layer."""
+    return [np.eye(n, r) for n in widths[1:-1]]
+
+
+def balanced_factorisation(u, v, strengths, widths, sxx_inv_half=None):
+    """Layers W_k = R_k diag(strengths)^{1/H} R_{k−1}ᵀ with R_0 = V, R_H = U (numpy arrays).
+
+    `u` (d_out, m), `v` (d_in, m), `strengths` (m,) ≥ 0. Intermediate R_k are the first m
+    coordinate vectors of layer k. With non-whitened data pass `sxx_inv_half` (W_1 gets a right
+    factor Σ_xx^{−1/2}, see `teacher_modes`).
+    """
+    depth = len(widths) - 1
+    m = len(strengths)
+    root = np.diag(np.asarray(strengths, dtype=float) ** (1.0 / depth))
+    frames = [np.asarray(v)] + _frames(widths, m) + [np.asarray(u)]
+    weights = [frames[k] @ root @ frames[k - 1].T for k in range(1, depth + 1)]
+    if sxx_inv_half is not None:
+        weights[0] = weights[0] @ sxx_inv_half
+    return weights
+
+
+def balanced_aligned_init(data: Dataset, widths: Sequence[int], u0):
+    """A balanced network aligned with the data's modes: W_k = R_k diag(u_0)^{1/H} R_{k−1}ᵀ.
+
+    R_0 = V and R_H = U from the SVD Σ_yx = U S Vᵀ (its r nonzero modes), intermediate R_k the first
+    r coordinate vectors of hidden layer k (orthonormal columns). The product is U diag(u_0) Vᵀ,
+    C_k = 0 (balanced), and with whitened inputs each mode strength follows
+    `balanced_mode_strength` exactly. (For non-whitened data the network is still built from
+    Σ_yx's SVD, but the closed form does not apply.)
+
+    **Arguments:**
+
+    - `data`: a `Dataset`; `widths`: [d_in, n_1, ..., d_out] matching it.
+    - `u0`: initial strength, a positive scalar or one positive value per mode (length r).
+
+    **Returns:** a `gradflow.models.DeepLinear`.
+
+    **Raises:** `ConfigError` for mismatched widths, a hidden width smaller than r, or invalid u0.
+    """
+    from .models.deep_linear import DeepLinear, _check_widths
+
+    widths = _check_widths(widths)
+    check(
+        widths[0] == data.in_dim and widths[-1] == data.out_dim,
+        "widths",
+        list(widths),
+        f"[d_in = {data.in_dim}, ..., d_out = {data.out_dim}] matching the data",
+    )
+    m = data.moments()
+    u, s, vt = np.linalg.svd(np.asarray(m.syx), full_matrices=False)
+    r = int(np.sum(s > 1e-10 * max(s[0], 1e-300)))
+    check(r >= 1, "data", "Σ_yx = 0", "data with at least one mode (Σ_yx ≠ 0)")
+    check(
+        all(n >= r for n in widths[1:-1]),
+        "widths",
+        list(widths),
+        f"hidden widths ≥ the number of modes r = {r} (an aligned init needs room for every mode)",
+    )
+    u0 = np.broadcast_to(np.asarray(u0, dtype=float), (r,)) if np.ndim(u0) == 0 else np.asarray(
+        u0, dtype=float
+    )
+    check(
+        u0.shape == (r,) and bool(np.all(np.isfinite(u0)) and np.all(u0 > 0)),
+        "u0",
+        np.asarray(u0).tolist(),
+        f"a positive number or {r} positive numbers (one per mode)",
+    )
+    weights = balanced_factorisation(u[:, :r], vt[:r].T, u0, widths)
+    return DeepLinear.from_weights([jnp.asarray(w) for w in weights])
+
+
+# ---------------------------------------------------------------------------------------------
+# random initialisations: the effective balanced initial strength (H = 2)
+
+
+def effective_balanced_init(model, data: Dataset, project: bool = True) -> np.ndarray:
+    """u_0^eff per mode for a depth-2 network from a small (unbalanced) init (module docstring).
+
+    u_0^eff_j = |P_j (a_j + b_j)|²/4 with a_j = W_2ᵀ U_j, b_j = W_1 V_j (V_j replaced by
+    Σ_xx^{−1/2}-whitened modes for non-whitened data) and P_j the projection orthogonal to the hidden
+    directions a_i + b_i of the modes i < j (Gram–Schmidt in order of decreasing s_i), or P_j = I
+    when `project=False`. The balanced solution from u_0^eff then predicts the mode strength, and
+    `learning_time(s_j, u0_eff_j, 2)` the time mode j is learned, up to relative O(ε²) effects.
+
+    **Returns:** an array (r,) in the order of decreasing singular value.
+    """
+    check(getattr(model, "depth", None) == 2, "model", type(model).__name__,
+          "a depth-2 linear network (the linearisation a' = s b, b' = s a is for H = 2)")
+    u, s, v, inv_half = teacher_modes(data)
+    check(bool(np.array_equal(inv_half, np.eye(inv_half.shape[0]))), "data", "Σ_xx ≠ I",
+          "whitened data (Σ_xx = I): the mode-wise linearisation assumes it")
+    layers = model.to_layers() if hasattr(model, "to_layers") else model
+    w1, w2 = (np.asarray(w) for w in layers.weights)
+    grow = w2.T @ u + w1 @ v  # column j: a_j + b_j ∈ R^{n_1}
+    out = np.empty(s.size)
+    basis: list[np.ndarray] = []
+    for j in range(s.size):
+        g = grow[:, j].copy()
+        for q in basis:
+            g -= (q @ g) * q
+        basis.append(g / max(np.linalg.norm(g), 1e-300))
+        out[j] = 0.25 * float(g @ g) if project else 0.25 * float(grow[:, j] @ grow[:, j])
+    return out
+
+
+def predicted_learning_times(model, data: Dataset, project: bool = True, fraction: float = 0.5):
+    """Balanced prediction of the time each mode is learned, for a depth-2 network (see
+    `effective_balanced_init`): `learning_time(s_j, u0_eff_j, 2, fraction)`."""
+    _, s, _, _ = teacher_modes(data)
+    return learning_time(s, effective_balanced_init(model, data, project), 2, fraction)

@@ -1,0 +1,274 @@
+"""Critical points of deep linear networks and the saddle-to-saddle story of a trajectory.
+
+Whitened inputs, Σ_yx = U S Vᵀ with distinct s_1 > ... > s_r > 0, bottleneck k* = min_k n_k
+(MODELS.md §1). Every critical point has product W = U_J S_J V_Jᵀ for a subset J of the modes with
+|J| ≤ k*, and value F_J = ½ Σ_{j∉J} s_j² + ½(tr Σ_yy − Σ_j s_j²) (`gradflow.analytic.critical_value`).
+`critical_points` builds, for each J with |J| ≤ min(k*, r), the balanced representative
+W_k = R_k diag(s_J)^{1/H} R_{k−1}ᵀ (R_0 = V_J, R_H = U_J, intermediate R_k the first |J| coordinate
+vectors; J = ∅ is the origin), checks that it is critical (`gradient_norm`), and classifies it from
+its Hessian spectrum. Non-whitened data (Σ_xx invertible) are handled through the change of
+variables W_1 ↦ W_1 Σ_xx^{1/2}: the points get W_1 ← W_1 Σ_xx^{−1/2}, values are unchanged, and the
+Hessian is transformed by a congruence, so its inertia (the counts and the kind) is unchanged.
+
+**Zero tolerance.** An eigenvalue λ counts as zero when |λ| ≤ tol · max_i |λ_i| (tol = 1e-8 by
+default, relative to the largest |eigenvalue| at that point; all zero when the Hessian vanishes,
+e.g. at the origin for H ≥ 3). The autodiff Hessian is exact to ~1e-15 relative, and the non-zero
+eigenvalues at these points are O(s_j^{2(H−1)/H}) or gaps like s_i − s_j, far above tol.
+
+**Kinds.** `global_min` when the value equals the global minimum value (J = the top min(k*, r)
+modes); otherwise `strict_saddle` when λ_min < −tol·max|λ| and `nonstrict_saddle` when not. For
+the linearised flow θ' = −∇F the Jacobian is −∇²F: stable / unstable / centre dimensions are the
+numbers of positive / negative / zero Hessian eigenvalues.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .._errors import ConfigError, check
+from ..analytic import balanced_factorisation, critical_value, teacher_modes
+from .hessian import hessian_spectrum
+
+__all__ = ["CriticalPoint", "critical_points", "SaddleTimeline", "saddle_timeline"]
+
+
+@dataclasses.dataclass
+class CriticalPoint:
+    """One balanced representative critical point of a deep linear network (see module docs).
+
+    `modes` (0-based, increasing), `value` (F at the point, measured), `critical_value` (the
+    formula), `lambda_min`, `lambda_max`, the counts `n_negative`, `n_zero`, `n_positive` of
+    Hessian eigenvalues, `stable_dim`, `unstable_dim`, `centre_dim` of the linearised flow, `kind`,
+    `gradient_norm` (|∇F| at the point: ≈ 0 certifies it is critical), `eigenvalues` (the sorted
+    spectrum) and `model` (the `DeepLinear` at the point).
+    """
+
+    modes: tuple[int, ...]
+    value: float
+    critical_value: float
+    lambda_min: float
+    lambda_max: float
+    n_negative: int
+    n_zero: int
+    n_positive: int
+    stable_dim: int
+    unstable_dim: int
+    centre_dim: int
+    kind: str
+    gradient_norm: float
+    eigenvalues: np.ndarray = dataclasses.field(repr=False)
+    model: object = dataclasses.field(repr=False)
+
+    def as_dict(self) -> dict:
+        """The scalar fields, JSON-ready (no model, no eigenvalues)."""
+        return {
+            f.name: (list(v) if isinstance(v, tuple) else v)
+            for f in dataclasses.fields(self)
+            if f.name not in ("model", "eigenvalues")
+            for v in [getattr(self, f.name)]
+        }
+
+
+@eqx.filter_jit
+def _value_and_grad_norm(model, stats):
+    params, static = eqx.partition(model, model.trainable())
+    f, g = jax.value_and_grad(lambda p: eqx.combine(p, static).risk(stats))(params)
+    return f, jnp.sqrt(sum(jnp.sum(x**2) for x in jax.tree_util.tree_leaves(g)))
+
+
+def critical_points(data, widths, tol: float | None = None) -> list:
+    """One `CriticalPoint` per subset J of the modes with |J| ≤ min(k*, r), with its spectrum.
+
+    **Arguments:**
+
+    - `data`: a `Dataset` (whitened for the textbook picture; see the module docstring otherwise).
+    - `widths`: [d_in, n_1, ..., d_out] of the network.
+    - `tol`: relative zero tolerance for Hessian eigenvalues (default 1e-8, see module docstring).
+
+    **Returns:** a list of `CriticalPoint`, ordered by |J| then lexicographically (J = ∅ first).
+    The Hessian is dense (exact inertia); networks with more than 4000 parameters are refused.
+    """
+    from ..models.deep_linear import DeepLinear, _check_widths
+
+    widths = _check_widths(widths)
+    check(
+        widths[0] == data.in_dim and widths[-1] == data.out_dim,
+        "widths",
+        list(widths),
+        f"[d_in = {data.in_dim}, ..., d_out = {data.out_dim}] matching the data",
+    )
+    n_params = sum(widths[k] * widths[k + 1] for k in range(len(widths) - 1))
+    if n_params > 4000:
+        raise ConfigError("widths", list(widths), "a network with at most 4000 parameters "
+                          "(dense Hessians; use hessian_spectrum(model, data, k) beyond)")
+    tol = 1e-8 if tol is None else float(tol)
+    check(0 < tol < 1, "tol", tol, "a number in (0, 1)")
+    u, s, v, inv_half = teacher_modes(data)
+    whitened = np.array_equal(inv_half, np.eye(inv_half.shape[0]))
+    r = s.size
+    kstar = min(widths)
+    top = min(kstar, r)
+    stats = data.moments()
+    global_value = critical_value(data, tuple(range(top)))
+    out = []
+    for size in range(top + 1):
+        for modes in itertools.combinations(range(r), size):
+            idx = list(modes)
+            weights = balanced_factorisation(
+                u[:, idx], v[:, idx], s[idx], widths, None if whitened else inv_half
+            )
+            model = DeepLinear.from_weights([jnp.asarray(w) for w in weights])
+            value, gnorm = _value_and_grad_norm(model, stats)
+            eig = hessian_spectrum(model, data)
+            scale = float(np.max(np.abs(eig))) if eig.size else 0.0
+            zero = tol * scale
+            n_neg = int(np.sum(eig < -zero))
+            n_pos = int(np.sum(eig > zero))
+            n_zero = int(eig.size - n_neg - n_pos)
+            crit = critical_value(data, modes)
+            value = float(value)
+            if abs(value - global_value) <= 1e-10 * max(1.0, abs(global_value)):
+                kind = "global_min"
+            elif n_neg > 0:
+                kind = "strict_saddle"
+            else:
+                kind = "nonstrict_saddle"
+            out.append(
+                CriticalPoint(
+                    modes=tuple(modes), value=value, critical_value=crit,
+                    lambda_min=float(eig[0]), lambda_max=float(eig[-1]),
+                    n_negative=n_neg, n_zero=n_zero, n_positive=n_pos,
+                    stable_dim=n_pos, unstable_dim=n_neg, centre_dim=n_zero,
+                    kind=kind, gradient_norm=float(gnorm), eigenvalues=eig, model=model,
+                )
+            )
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# the saddle-to-saddle timeline of a trajectory
+
+
+@dataclasses.dataclass
+class SaddleTimeline:
+    """The saddles a trajectory visited and when it learned each mode (see `saddle_timeline`).
+
+    - `ts`: saved times (T,).
+    - `singular_values`: s (r,), decreasing.
+    - `mode_strengths`: (T, r), u_j(t) = U_jᵀ W(t) V_j (W Σ_xx^{1/2} for non-whitened data).
+    - `learn_times`: (r,), first time u_j crosses s_j/2 (interpolated), NaN if never.
+    - `order`: the learned modes in the order they were learned.
+    - `visited_modes`: the sets J visited, as sorted tuples: (), {first}, {first, second}, ...
+    - `critical_values`: F_J for each visited J (`analytic.critical_value`).
+    - `plateau_losses`, `plateau_times`, `plateau_indices`: the measured loss at each plateau, at
+      the saved time where |∇F| is smallest within the plateau's window (see `saddle_timeline`).
+    """
+
+    ts: np.ndarray
+    singular_values: np.ndarray
+    mode_strengths: np.ndarray
+    learn_times: np.ndarray
+    order: list
+    visited_modes: list
+    critical_values: np.ndarray
+    plateau_losses: np.ndarray
+    plateau_times: np.ndarray
+    plateau_indices: list
+
+    @property
+    def plateau_deviation(self) -> np.ndarray:
+        """plateau_losses − critical_values."""
+        return self.plateau_losses - self.critical_values
+
+    def as_dict(self) -> dict:
+        """Everything but the (T, r) series, JSON-ready (NaN → None)."""
+        f = lambda x: None if not np.isfinite(x) else float(x)
+        return {
+            "singular_values": [float(x) for x in self.singular_values],
+            "learn_times": [f(x) for x in self.learn_times],
+            "order": [int(j) for j in self.order],
+            "visited_modes": [list(j) for j in self.visited_modes],
+            "critical_values": [float(x) for x in self.critical_values],
+            "plateau_losses": [f(x) for x in self.plateau_losses],
+            "plateau_times": [f(x) for x in self.plateau_times],
+        }
+
+
+def _crossing_time(t, u, target, s):
+    """First time u(t) reaches `target`, interpolated between saves (NaN if never).
+
+    Interpolates the logit log(u/(s − u)) linearly in t when both ends lie in (0, s) (it is exactly
+    linear in t for the balanced depth-2 solution), u itself otherwise.
+    """
+    above = np.nonzero(u >= target)[0]
+    if above.size == 0:
+        return np.nan
+    i = int(above[0])
+    if i == 0:
+        return float(t[0])
+    t0, t1, u0, u1 = t[i - 1], t[i], u[i - 1], u[i]
+    if 0 < u0 < s and 0 < u1 < s:
+        logit = lambda x: np.log(x / (s - x))
+        y0, y1, yt = logit(u0), logit(u1), logit(target)
+        return float(t0 + (t1 - t0) * (yt - y0) / (y1 - y0))
+    return float(t0 + (t1 - t0) * (target - u0) / (u1 - u0))
+
+
+def saddle_timeline(traj, data, fraction: float = 0.5) -> SaddleTimeline:
+    """Label a deep linear trajectory with the saddles it visited and its mode learning times.
+
+    Mode strengths u_j(t) = U_jᵀ W(t) V_j are computed at every save (vmapped). Mode j is learned
+    at the first time u_j crosses `fraction`·s_j (default s_j/2), interpolated between saves. The
+    modes are then ordered by learning time; the trajectory visited J_0 = ∅, J_1 = {first},
+    J_2 = {first, second}, ..., with critical values F_{J_i}.
+
+    **Plateau loss.** Plateau i is the time window between learning J_i's last mode and the next
+    (for i = 0 from the first save, for the last from its learning time to the last save). Its
+    loss is the measured loss at the save in that window where |∇F| is smallest: the point where
+    the trajectory passes closest to the critical set. From a per-layer init scale ε it differs
+    from the critical value by the residue of the mode just learned (quadratic: ½(s_i − u_i)²)
+    plus the growth of the next one (linear: −s_j u_j), whose minimum over the window is
+    O(u_0^{c}) with c < 1 set by the ratio of neighbouring singular values; it vanishes as ε → 0.
+
+    **Arguments:** `traj`: a single (not ensemble) trajectory of a `DeepLinear` or
+    `AdjacencyDeepLinear`; `data`: its `Dataset`; `fraction` ∈ (0, 1).
+    """
+    check(traj.ensemble_size is None, "traj", "an ensemble trajectory",
+          "a single trajectory (use traj.member(e))")
+    check(0.0 < fraction < 1.0, "fraction", fraction, "a number in (0, 1)")
+    u, s, v, inv_half = teacher_modes(data)
+    whiten = np.linalg.inv(inv_half)
+
+    def strengths(params):
+        w = eqx.combine(params, traj.static).product() @ whiten
+        return jnp.sum(u * (w @ v), axis=0)
+
+    ts = np.asarray(traj.ts)
+    ms = np.asarray(eqx.filter_jit(jax.vmap(strengths))(traj.params))
+    learn = np.array([_crossing_time(ts, ms[:, j], fraction * s[j], s[j]) for j in range(s.size)])
+    learned = [j for j in range(s.size) if np.isfinite(learn[j])]
+    order = sorted(learned, key=lambda j: learn[j])
+    visited = [tuple(sorted(order[:i])) for i in range(len(order) + 1)]
+    crit = np.array([critical_value(data, j) for j in visited])
+    bounds = [ts[0]] + [learn[j] for j in order] + [ts[-1]]
+    loss = np.asarray(traj.loss)
+    gnorm = np.asarray(traj.grad_norm)
+    p_loss, p_time, p_idx = [], [], []
+    for i in range(len(visited)):
+        window = np.nonzero((ts >= bounds[i]) & (ts <= bounds[i + 1]))[0]
+        if window.size == 0:
+            p_loss.append(np.nan), p_time.append(np.nan), p_idx.append(None)
+            continue
+        k = int(window[np.argmin(gnorm[window])])
+        p_loss.append(loss[k]), p_time.append(ts[k]), p_idx.append(k)
+    return SaddleTimeline(
+        ts=ts, singular_values=s, mode_strengths=ms, learn_times=learn, order=order,
+        visited_modes=visited, critical_values=crit, plateau_losses=np.array(p_loss, float),
+        plateau_times=np.array(p_time, float), plateau_indices=p_idx,
+    )
