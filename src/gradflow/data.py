@@ -131,3 +131,110 @@ def linear_teacher(
         sxx = x.T @ x / n
         y = x @ jnp.linalg.solve(sxx, teacher)
     return Dataset(x, y)
+
+
+# ---------------------------------------------------------------------------------------------
+# Data for residual networks (MODELS.md §2)
+
+
+def gaussian(key, n: int, in_dim: int = 16, out_dim: int = 16) -> Dataset:
+    """x_i, y_i independent N(0, I): the default data of Marion et al. (ICLR 2024), with
+    in_dim = out_dim = 16. The targets are unrelated to the inputs, so fitting them is pure
+    interpolation (possible for a wide enough network: m ≳ n, the paper's Prop. 5)."""
+    for name, v in (("n", n), ("in_dim", in_dim), ("out_dim", out_dim)):
+        check(isinstance(v, int | np.integer) and v >= 1, name, v, "a positive integer")
+    kx, ky = jax.random.split(key)
+    return Dataset(jax.random.normal(kx, (n, in_dim)), jax.random.normal(ky, (n, out_dim)))
+
+
+TEACHERS = ("ode", "two_layer")
+
+
+def teacher(
+    key,
+    in_dim: int,
+    out_dim: int,
+    n: int,
+    kind: str = "ode",
+    width: int = 32,
+    noise: float = 0.0,
+    length_scale: float = 0.3,
+) -> Dataset:
+    """Data y = g(x) + noise · ε from a random smooth teacher g, with x, ε ~ N(0, I).
+
+    - `kind="ode"`: g is a fixed neural ODE, H' = (1/√m) V(s) σ(W(s) H/√q) with GELU, q =
+      max(in_dim, out_dim), width m = `width`, and every entry of V, W a Gaussian process in depth
+      (squared-exponential kernel, `length_scale`), H(0) = [x; 0], g(x) = last out_dim coordinates
+      of H(1): the limit of `ResNet(init="smooth")` (solved by diffrax at rtol = atol = 1e-10 on 32
+      nodes with linear interpolation).
+    - `kind="two_layer"`: g(x) = (1/√m) V tanh(W x/√d), V, W with N(0, 1) entries.
+
+    **Arguments:** `key`; sizes `in_dim`, `out_dim`, `n`; `kind`; `width` m; `noise` ≥ 0 (the
+    standard deviation of the Gaussian label noise); `length_scale` of the ODE teacher's weights.
+    """
+    from .models.resnet import ResNet
+
+    for name, v in (("n", n), ("in_dim", in_dim), ("out_dim", out_dim), ("width", width)):
+        check(isinstance(v, int | np.integer) and v >= 1, name, v, "a positive integer")
+    if kind not in TEACHERS:
+        raise ConfigError("kind", kind, "one of " + ", ".join(map(repr, TEACHERS)))
+    check(np.isfinite(noise) and noise >= 0, "noise", noise, "a non-negative number")
+    kx, kt, ke = jax.random.split(key, 3)
+    x = jax.random.normal(kx, (n, in_dim))
+    if kind == "ode":
+        dim = max(in_dim, out_dim)
+        net = ResNet(in_dim, dim, width, 32, out_dim, key=kt, init="smooth",
+                     length_scale=length_scale)
+        y = eqx.filter_jit(lambda m, x: m(x))(net.ode_limit(), x)
+    else:
+        kv, kw = jax.random.split(kt)
+        v = jax.random.normal(kv, (out_dim, width))
+        w = jax.random.normal(kw, (width, in_dim))
+        y = jnp.tanh(x @ w.T / np.sqrt(in_dim)) @ v.T / np.sqrt(width)
+    return Dataset(x, y + noise * jax.random.normal(ke, y.shape))
+
+
+DIGIT_TARGETS = ("onehot", "regression")
+
+
+def digits(key=None, dim: int | None = None, targets: str = "onehot") -> Dataset:
+    """scikit-learn's bundled handwritten digits (1797 images of 8×8 pixels; no download).
+
+    Inputs: the 64 pixels, flattened and standardised feature-wise (zero mean, unit variance;
+    the two constant pixels stay 0). If `dim` is given, they are projected on their top `dim`
+    principal components and each component is rescaled to unit variance (a deterministic,
+    whitened PCA), so inputs stay O(1) whatever `dim`.
+
+    Targets: `"onehot"` (default): y_i = e_{label} ∈ R^10, fitted by the squared loss and read out
+    by argmax (see `digit_labels`); `"regression"`: y_i = the label standardised to zero mean and
+    unit variance, one column.
+
+    `key`, if given, shuffles the rows (use `Dataset.split(fraction, key)` for train/test).
+    """
+    from sklearn.datasets import load_digits
+
+    if targets not in DIGIT_TARGETS:
+        raise ConfigError("targets", targets, "one of " + ", ".join(map(repr, DIGIT_TARGETS)))
+    raw = load_digits()
+    x = np.asarray(raw.data, dtype=float)
+    labels = np.asarray(raw.target)
+    std = x.std(axis=0)
+    x = (x - x.mean(axis=0)) / np.where(std > 0, std, 1.0)
+    if dim is not None:
+        check(isinstance(dim, int | np.integer) and 1 <= dim <= 64, "dim", dim,
+              "an integer between 1 and 64 (the number of pixels)")
+        _, s, vt = np.linalg.svd(x, full_matrices=False)
+        x = x @ vt[:dim].T / (s[:dim] / np.sqrt(x.shape[0]))
+    if targets == "onehot":
+        y = np.eye(10)[labels]
+    else:
+        y = ((labels - labels.mean()) / labels.std())[:, None]
+    if key is not None:
+        perm = np.asarray(jax.random.permutation(key, x.shape[0]))
+        x, y = x[perm], y[perm]
+    return Dataset(jnp.asarray(x), jnp.asarray(y))
+
+
+def digit_labels(y: Float[Array, "n 10"]) -> Array:
+    """The class of each one-hot target (or the predicted class of each output): argmax."""
+    return jnp.argmax(y, axis=-1)

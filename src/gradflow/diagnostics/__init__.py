@@ -21,3 +21,13 @@ from .critical_points import critical_points as critical_points
 from .critical_points import saddle_timeline as saddle_timeline
 from .hessian import hessian_matrix as hessian_matrix
 from .hessian import hessian_spectrum as hessian_spectrum
+
+from .convergence import PLRatio as PLRatio
+from .convergence import Slope as Slope
+from .convergence import exponential_rate as exponential_rate
+from .convergence import loglog_slope as loglog_slope
+from .convergence import pl_ratio as pl_ratio
+from .depth import DepthSmoothness as DepthSmoothness
+from .depth import depth_distance as depth_distance
+from .depth import depth_smoothness as depth_smoothness
+from .depth import ode_gap as ode_gap

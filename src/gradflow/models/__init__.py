@@ -6,3 +6,5 @@ from .deep_linear import AdjacencyDeepLinear as AdjacencyDeepLinear
 from .deep_linear import DeepLinear as DeepLinear
 from .mean_field import MeanFieldResNet as MeanFieldResNet
 from .mean_field import TwoLayerMeanField as TwoLayerMeanField
+from .neural_ode import NeuralODE as NeuralODE
+from .resnet import ResNet as ResNet
