@@ -117,7 +117,8 @@ def linear_teacher(
     kx, ku, kv = jax.random.split(key, 3)
     x = jax.random.normal(kx, (n, in_dim))
     if whiten:
-        x = x - x.mean(axis=0)
+        # Σ_xx is the uncentred second moment XᵀX/n: no centring (which would also drop the rank
+        # to n − 1 and make n = in_dim impossible).
         cov = x.T @ x / n
         evals, evecs = jnp.linalg.eigh(cov)
         x = x @ evecs @ jnp.diag(evals**-0.5) @ evecs.T
