@@ -28,31 +28,35 @@ from ..objective import make_objective, trainable_masses
 __all__ = ["hessian_spectrum", "hessian_matrix"]
 
 
-def _flat_objective(model, data, l2):
+def _split(model, data):
     params, static = eqx.partition(model, model.trainable())
-    masses = trainable_masses(model)
-    stats = model.statistics(data)
+    return params, static, trainable_masses(model), model.statistics(data)
+
+
+def _flat(params, static, masses, stats, l2):
+    """F as a function of the flattened parameters (built inside the compiled functions, so that
+    the compilation cache keys on shapes only)."""
     flat, unravel = ravel_pytree(params)
-    return flat, unravel, static, masses, stats
+    objective = make_objective(static, masses, l2)
+    return flat, lambda x: objective(unravel(x), stats)
 
 
 @eqx.filter_jit
-def _dense(flat, unravel, static, masses, stats, l2):
-    objective = make_objective(static, masses, l2)
-    f = lambda x: objective(unravel(x), stats)
+def _dense(params, static, masses, stats, l2):
+    flat, f = _flat(params, static, masses, stats, l2)
     return jax.hessian(f)(flat)
 
 
 def hessian_matrix(model, data, l2: float = 0.0) -> np.ndarray:
     """The dense Hessian ∇²F (P × P) with respect to the flattened trainable parameters."""
-    flat, unravel, static, masses, stats = _flat_objective(model, data, l2)
-    return np.asarray(_dense(flat, unravel, static, masses, stats, jnp.asarray(l2, float)))
+    params, static, masses, stats = _split(model, data)
+    return np.asarray(_dense(params, static, masses, stats, jnp.asarray(l2, float)))
 
 
 @eqx.filter_jit
-def _lanczos(flat, unravel, static, masses, stats, l2, m, key):
-    objective = make_objective(static, masses, l2)
-    grad = jax.grad(lambda x: objective(unravel(x), stats))
+def _lanczos(params, static, masses, stats, l2, m, key):
+    flat, f = _flat(params, static, masses, stats, l2)
+    grad = jax.grad(f)
     hvp = lambda v: jax.jvp(grad, (flat,), (v,))[1]
     n = flat.shape[0]
 
@@ -107,17 +111,17 @@ def hessian_spectrum(model, data, k: int | None = None, l2: float = 0.0, *,
     values [k smallest, k largest] (all m of them when m ≤ 2k).
     """
     check(np.isfinite(l2) and l2 >= 0, "l2", l2, "a non-negative number")
-    flat, unravel, static, masses, stats = _flat_objective(model, data, l2)
+    params, static, masses, stats = _split(model, data)
     l2 = jnp.asarray(l2, float)
     if k is None:
-        h = _dense(flat, unravel, static, masses, stats, l2)
+        h = _dense(params, static, masses, stats, l2)
         return np.asarray(jnp.linalg.eigvalsh(0.5 * (h + h.T)))
-    p = int(flat.shape[0])
+    p = model.parameter_count()
     check(isinstance(k, int | np.integer) and k >= 1, "k", k, "a positive integer or None")
     m = min(p, 2 * int(k) + 40) if iterations is None else int(iterations)
     check(1 <= m <= p, "iterations", iterations, f"an integer in 1..{p} (the parameter count)")
     key = jax.random.PRNGKey(0) if key is None else key
-    ritz = np.asarray(_lanczos(flat, unravel, static, masses, stats, l2, m, key))
+    ritz = np.asarray(_lanczos(params, static, masses, stats, l2, m, key))
     if m <= 2 * k:
         return ritz
     return np.concatenate([ritz[:k], ritz[-k:]])
