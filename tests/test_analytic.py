@@ -27,7 +27,8 @@ def data():
 
 @pytest.mark.parametrize("s,u0", [(1.0, 1e-6), (3.0, 1e-10), (0.5, 2.0), (2.0, 0.3)])
 def test_depth2_closed_form_equals_general_inversion(s, u0):
-    # The general route (closed form (2) inverted by bisection) reproduces the explicit H = 2 formula.
+    # The general route (closed form (2) inverted by bisection) reproduces the explicit H = 2
+    # formula.
     t = np.linspace(0.0, 20.0, 201)
     explicit = an.balanced_mode_strength(t, s, u0, 2)
     general = an._invert(t, np.full_like(t, s), np.full_like(t, u0), 2)
@@ -46,9 +47,7 @@ def test_inversion_matches_high_precision_quadrature(depth, s, u0):
     fr = [0.1, 0.5, 0.9, 0.999]
     us = [u0 * (s / u0) ** f for f in fr] if u0 < s else [u0 + (s - u0) * f for f in fr]
     p = 2 - mpmath.mpf(2) / depth
-    ts = [
-        float(mpmath.quad(lambda v: 1 / (depth * v**p * (s - v)), [u0, u])) for u in us
-    ]
+    ts = [float(mpmath.quad(lambda v: 1 / (depth * v**p * (s - v)), [u0, u])) for u in us]
     back = an.balanced_mode_strength(np.array(ts), s, u0, depth)
     np.testing.assert_allclose(back, us, rtol=1e-12, atol=0)
 
@@ -60,7 +59,12 @@ def test_solution_solves_the_ode(depth):
     ts = np.linspace(0.0, 12.0 if depth > 1 else 30.0, 61)
     sol = solve_ivp(
         lambda t, y: [depth * np.exp(y[0]) ** (1 - 2 / depth) * (s - np.exp(y[0]))],
-        (0.0, ts[-1]), [np.log(u0)], method="DOP853", rtol=1e-13, atol=1e-14, t_eval=ts,
+        (0.0, ts[-1]),
+        [np.log(u0)],
+        method="DOP853",
+        rtol=1e-13,
+        atol=1e-14,
+        t_eval=ts,
     )
     exact = an.balanced_mode_strength(ts, s, u0, depth)
     np.testing.assert_allclose(np.exp(sol.y[0]), exact, rtol=1e-10)

@@ -1,4 +1,5 @@
-"""Deep linear networks: gradients, adjacency form, conservation, Hessians, critical points, saddles.
+"""Deep linear networks: gradients, adjacency form, conservation, Hessians, critical points,
+saddles.
 
 Acceptance points of issue 2 proved here:
 - from a random small init, conservation drift ≤ 1e-8 relative at rtol 1e-10, and the adjacency
@@ -33,8 +34,10 @@ def _random_network(seed, widths, scale=0.7):
     # numpy draws: no per-shape compilation of jax.random in the property-based tests
     rng = np.random.default_rng(seed)
     return gf.models.DeepLinear.from_weights(
-        [scale / np.sqrt(widths[k]) * rng.standard_normal((widths[k + 1], widths[k]))
-         for k in range(len(widths) - 1)]
+        [
+            scale / np.sqrt(widths[k]) * rng.standard_normal((widths[k + 1], widths[k]))
+            for k in range(len(widths) - 1)
+        ]
     )
 
 
@@ -73,13 +76,17 @@ def test_gradient_closed_form_and_finite_differences(widths, seed, whiten):
     direction = [rng.standard_normal(w.shape) for w in model.weights]
     h = 1e-5
     f = lambda t: float(
-        gf.models.DeepLinear.from_weights([w + t * e for w, e in zip(model.weights, direction)]).risk(m)
+        gf.models.DeepLinear.from_weights(
+            [w + t * e for w, e in zip(model.weights, direction, strict=True)]
+        ).risk(m)
     )
     fd = (f(h) - f(-h)) / (2 * h)
-    exact = sum(float(jnp.sum(g * e)) for g, e in zip(grads, direction))
+    exact = sum(float(jnp.sum(g * e)) for g, e in zip(grads, direction, strict=True))
     assert fd == pytest.approx(exact, rel=1e-7, abs=1e-9)
     # and the risk from moments is the data risk (1/2n) Σ |W x_i − y_i|²
-    direct = 0.5 * np.mean(np.sum((np.asarray(d.x) @ np.asarray(model.product()).T - np.asarray(d.y)) ** 2, 1))
+    direct = 0.5 * np.mean(
+        np.sum((np.asarray(d.x) @ np.asarray(model.product()).T - np.asarray(d.y)) ** 2, 1)
+    )
     assert float(model.risk(m)) == pytest.approx(direct, rel=1e-11)
 
 
@@ -106,7 +113,9 @@ def test_adjacency_form_properties(widths, seed):
         np.testing.assert_allclose(np.asarray(c0), np.asarray(c1), atol=1e-14)
     d = gf.data.linear_teacher(jax.random.PRNGKey(seed % 7), 3, 2, 20, [1.5, 0.5])
     m = d.moments()
-    ga = np.asarray(jax.grad(lambda x: gf.models.AdjacencyDeepLinear(x, tuple(widths)).risk(m))(adj.adjacency))
+    ga = np.asarray(
+        jax.grad(lambda x: gf.models.AdjacencyDeepLinear(x, tuple(widths)).risk(m))(adj.adjacency)
+    )
     assert np.all(ga[~adj.pattern_mask()] == 0.0)
     gl = jax.grad(lambda ws: gf.models.DeepLinear.from_weights(ws).risk(m))(list(model.weights))
     ga_layers = gf.models.DeepLinear.from_adjacency(jnp.asarray(ga), widths).weights
@@ -119,13 +128,17 @@ def test_adjacency_form_properties(widths, seed):
 
 
 def test_conservation_drift_functional(data):
-    # A hand-made two-point "trajectory": W_1(t1) = W_1(0) + δ E, so ΔC_1 = −(W_1 δEᵀ + δE W_1ᵀ + δ²EEᵀ).
+    # A hand-made two-point "trajectory": W_1(t1) = W_1(0) + δ E, so
+    # ΔC_1 = −(W_1 δEᵀ + δE W_1ᵀ + δ²EEᵀ).
     model = _random_network(3, [4, 3, 3, 4])
     e = np.zeros((3, 4))
     e[0, 1] = 1.0
     delta = 1e-3
     moved = gf.models.DeepLinear.from_weights([model.weights[0] + delta * e, *model.weights[1:]])
-    params = jax.tree_util.tree_map(lambda a, b: jnp.stack([a, b]), *(eqx.partition(x, x.trainable())[0] for x in (model, moved)))
+    params = jax.tree_util.tree_map(
+        lambda a, b: jnp.stack([a, b]),
+        *(eqx.partition(x, x.trainable())[0] for x in (model, moved)),
+    )
     _, static = eqx.partition(model, model.trainable())
     z = jnp.zeros(2)
     traj = gf.Trajectory(jnp.array([0.0, 1.0]), params, static, z, z, None, {}, {})
@@ -156,20 +169,28 @@ def test_conservation_and_adjacency_agree(layer_and_adjacency_flows, data):
     assert float(layers.loss[-1]) < 1e-5 and float(layers.loss[0]) > 6.9
     drift = gf.diagnostics.conservation_drift(layers)
     inv = gf.diagnostics.adjacency_invariants(adjacency)
-    print(f"layer drift relative {drift['relative']:.2e} (abs {drift['max_abs']:.2e}); adjacency "
-          f"drift relative {inv['conservation']['relative']:.2e}; nilpotency "
-          f"{inv['nilpotency_residual']:.1e}, leakage {inv['pattern_leakage']:.1e}")
+    print(
+        f"layer drift relative {drift['relative']:.2e} (abs {drift['max_abs']:.2e}); adjacency "
+        f"drift relative {inv['conservation']['relative']:.2e}; nilpotency "
+        f"{inv['nilpotency_residual']:.1e}, leakage {inv['pattern_leakage']:.1e}"
+    )
     assert drift["relative"] <= 1e-8
     assert inv["conservation"]["relative"] <= 1e-8
     assert len(drift["per_layer"]) == 2 and drift["series"].shape == (len(layers), 2)
     assert inv["nilpotency_residual"] == 0.0 and inv["pattern_leakage"] == 0.0
     # the two forms give the same trajectory
-    as_layers = jax.vmap(lambda p: eqx.combine(p, adjacency.static).to_layers().weights)(adjacency.params)
+    as_layers = jax.vmap(lambda p: eqx.combine(p, adjacency.static).to_layers().weights)(
+        adjacency.params
+    )
     diff = max(
         float(np.max(np.linalg.norm(np.asarray(a) - np.asarray(b), axis=(-2, -1))))
         for a, b in zip(as_layers, layers.params.weights, strict=True)
     )
-    scale = float(np.max(np.sqrt(sum(np.sum(np.asarray(w) ** 2, axis=(-2, -1)) for w in layers.params.weights))))
+    scale = float(
+        np.max(
+            np.sqrt(sum(np.sum(np.asarray(w) ** 2, axis=(-2, -1)) for w in layers.params.weights))
+        )
+    )
     print(f"adjacency vs layers: max_t |ΔW|_F = {diff:.2e}, relative {diff / scale:.2e}")
     assert diff / scale <= 1e-9
     # and the same saddle timeline
@@ -239,7 +260,11 @@ def test_strict_or_not(widths, data):
         assert p.value == pytest.approx(an.critical_value(data, p.modes), abs=1e-12)
         assert p.value == pytest.approx(p.critical_value, abs=1e-12)
         assert p.n_negative + p.n_zero + p.n_positive == n_params
-        assert (p.stable_dim, p.unstable_dim, p.centre_dim) == (p.n_positive, p.n_negative, p.n_zero)
+        assert (p.stable_dim, p.unstable_dim, p.centre_dim) == (
+            p.n_positive,
+            p.n_negative,
+            p.n_zero,
+        )
         assert p.eigenvalues.size == n_params and p.lambda_min == p.eigenvalues[0]
         # global minima are exactly J = {top min(k*, r)}, with a PSD Hessian
         if p.modes == tuple(range(top)):
@@ -298,8 +323,10 @@ def test_saddle_to_saddle(saddle_run):
     naive = an.predicted_learning_times(model, d, project=False)  # u0_eff = |a_j + b_j|²/4
     rel = np.abs(tl.learn_times - pred) / pred
     rel_naive = np.abs(tl.learn_times - naive) / naive
-    print(f"learn times {tl.learn_times}, predicted {pred}, relative error {rel} "
-          f"(without the projection: {rel_naive})")
+    print(
+        f"learn times {tl.learn_times}, predicted {pred}, relative error {rel} "
+        f"(without the projection: {rel_naive})"
+    )
     assert np.all(rel <= 0.05)  # the acceptance criterion
     assert np.all(rel <= 1e-6)  # what the derivation actually gives (measured ~3e-10)
     # the balanced solution from u0_eff follows each mode once the transient a_j − b_j has died

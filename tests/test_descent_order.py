@@ -30,7 +30,9 @@ def problem():
 def _max_error(traj, reference, idx):
     return max(
         float(np.max(np.abs(np.asarray(a) - np.asarray(b)[idx])))
-        for a, b in zip(jtu.tree_leaves(traj.params), jtu.tree_leaves(reference.params), strict=True)
+        for a, b in zip(
+            jtu.tree_leaves(traj.params), jtu.tree_leaves(reference.params), strict=True
+        )
     )
 
 

@@ -64,8 +64,13 @@ def conservation_drift(traj) -> dict:
     axis = 0 if traj.ensemble_size is None else 1
     if len(cs) == 0:  # depth 1: nothing is conserved
         zeros = np.zeros(() if axis == 0 else (traj.ensemble_size,))
-        return {"max_abs": zeros, "relative": zeros, "scale": np.asarray(jnp.max(sq, axis=axis)),
-                "per_layer": [], "series": np.zeros(np.shape(sq) + (0,))}
+        return {
+            "max_abs": zeros,
+            "relative": zeros,
+            "scale": np.asarray(jnp.max(sq, axis=axis)),
+            "per_layer": [],
+            "series": np.zeros(np.shape(sq) + (0,)),
+        }
     series = []
     for c in cs:
         c0 = jnp.take(c, jnp.array([0]), axis=axis)

@@ -2,7 +2,8 @@
 
 Whitened inputs, Σ_yx = U S Vᵀ with distinct s_1 > ... > s_r > 0, bottleneck k* = min_k n_k
 (MODELS.md §1). Every critical point has product W = U_J S_J V_Jᵀ for a subset J of the modes with
-|J| ≤ k*, and value F_J = ½ Σ_{j∉J} s_j² + ½(tr Σ_yy − Σ_j s_j²) (`gradflow.analytic.critical_value`).
+|J| ≤ k*, and value F_J = ½ Σ_{j∉J} s_j² + ½(tr Σ_yy − Σ_j s_j²)
+(`gradflow.analytic.critical_value`).
 `critical_points` builds, for each J with |J| ≤ min(k*, r), the balanced representative
 W_k = R_k diag(s_J)^{1/H} R_{k−1}ᵀ (R_0 = V_J, R_H = U_J, intermediate R_k the first |J| coordinate
 vectors; J = ∅ is the origin), checks that it is critical (`gradient_norm`), and classifies it from
@@ -105,8 +106,12 @@ def critical_points(data, widths, tol: float | None = None) -> list:
     )
     n_params = sum(widths[k] * widths[k + 1] for k in range(len(widths) - 1))
     if n_params > 4000:
-        raise ConfigError("widths", list(widths), "a network with at most 4000 parameters "
-                          "(dense Hessians; use hessian_spectrum(model, data, k) beyond)")
+        raise ConfigError(
+            "widths",
+            list(widths),
+            "a network with at most 4000 parameters "
+            "(dense Hessians; use hessian_spectrum(model, data, k) beyond)",
+        )
     tol = 1e-8 if tol is None else float(tol)
     check(0 < tol < 1, "tol", tol, "a number in (0, 1)")
     u, s, v, inv_half = teacher_modes(data)
@@ -141,11 +146,21 @@ def critical_points(data, widths, tol: float | None = None) -> list:
                 kind = "nonstrict_saddle"
             out.append(
                 CriticalPoint(
-                    modes=tuple(modes), value=value, critical_value=crit,
-                    lambda_min=float(eig[0]), lambda_max=float(eig[-1]),
-                    n_negative=n_neg, n_zero=n_zero, n_positive=n_pos,
-                    stable_dim=n_pos, unstable_dim=n_neg, centre_dim=n_zero,
-                    kind=kind, gradient_norm=float(gnorm), eigenvalues=eig, model=model,
+                    modes=tuple(modes),
+                    value=value,
+                    critical_value=crit,
+                    lambda_min=float(eig[0]),
+                    lambda_max=float(eig[-1]),
+                    n_negative=n_neg,
+                    n_zero=n_zero,
+                    n_positive=n_pos,
+                    stable_dim=n_pos,
+                    unstable_dim=n_neg,
+                    centre_dim=n_zero,
+                    kind=kind,
+                    gradient_norm=float(gnorm),
+                    eigenvalues=eig,
+                    model=model,
                 )
             )
     return out
@@ -239,8 +254,12 @@ def saddle_timeline(traj, data, fraction: float = 0.5) -> SaddleTimeline:
     **Arguments:** `traj`: a single (not ensemble) trajectory of a `DeepLinear` or
     `AdjacencyDeepLinear`; `data`: its `Dataset`; `fraction` ∈ (0, 1).
     """
-    check(traj.ensemble_size is None, "traj", "an ensemble trajectory",
-          "a single trajectory (use traj.member(e))")
+    check(
+        traj.ensemble_size is None,
+        "traj",
+        "an ensemble trajectory",
+        "a single trajectory (use traj.member(e))",
+    )
     check(0.0 < fraction < 1.0, "fraction", fraction, "a number in (0, 1)")
     u, s, v, inv_half = teacher_modes(data)
     whiten = np.linalg.inv(inv_half)
@@ -268,7 +287,14 @@ def saddle_timeline(traj, data, fraction: float = 0.5) -> SaddleTimeline:
         k = int(window[np.argmin(gnorm[window])])
         p_loss.append(loss[k]), p_time.append(ts[k]), p_idx.append(k)
     return SaddleTimeline(
-        ts=ts, singular_values=s, mode_strengths=ms, learn_times=learn, order=order,
-        visited_modes=visited, critical_values=crit, plateau_losses=np.array(p_loss, float),
-        plateau_times=np.array(p_time, float), plateau_indices=p_idx,
+        ts=ts,
+        singular_values=s,
+        mode_strengths=ms,
+        learn_times=learn,
+        order=order,
+        visited_modes=visited,
+        critical_values=crit,
+        plateau_losses=np.array(p_loss, float),
+        plateau_times=np.array(p_time, float),
+        plateau_indices=p_idx,
     )

@@ -94,8 +94,9 @@ def _lanczos(params, static, masses, stats, l2, m, key):
     return jnp.linalg.eigvalsh(t)
 
 
-def hessian_spectrum(model, data, k: int | None = None, l2: float = 0.0, *,
-                     iterations: int | None = None, key=None) -> np.ndarray:
+def hessian_spectrum(
+    model, data, k: int | None = None, l2: float = 0.0, *, iterations: int | None = None, key=None
+) -> np.ndarray:
     """Sorted eigenvalues of the Hessian of F with respect to the trainable parameters.
 
     **Arguments:**
