@@ -1,0 +1,352 @@
+"""`gf.flow` and `gf.descent` against exact answers.
+
+The workhorse is a one-layer linear model f(x) = Bx on data with Σ_xx ≠ I: its risk is quadratic,
+F = ½tr(BΣ_xxBᵀ) − tr(BΣ_yxᵀ) + ½trΣ_yy (+ λ|B|²), so the flow B' = Σ_yx − B(Σ_xx + 2λI) is a
+linear ODE with the matrix-exponential solution B(t) = B* + (B₀ − B*) exp(−(Σ_xx + 2λI)t),
+B* = Σ_yx(Σ_xx + 2λI)⁻¹.
+"""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.tree_util as jtu
+import numpy as np
+import pytest
+import scipy.linalg
+
+import gradflow as gf
+from gradflow import solvers
+from gradflow.objective import trainable_masses, value_and_grad
+
+T_QUAD = 2.0
+TS_QUAD = np.linspace(0.0, T_QUAD, 11)
+
+
+def _quad_problem():
+    data = gf.data.linear_teacher(jax.random.PRNGKey(0), 3, 2, 20, [1.5, 0.4], whiten=False)
+    model = gf.models.DeepLinear([3, 2], jax.random.PRNGKey(1), init_scale=1.0)
+    return model, data
+
+
+def _quad_exact(model, data, ts, l2=0.0):
+    m = data.moments()
+    a = np.asarray(m.sxx) + 2 * l2 * np.eye(3)
+    b_star = np.asarray(m.syx) @ np.linalg.inv(a)
+    b0 = np.asarray(model.weights[0])
+    return np.stack([b_star + (b0 - b_star) @ scipy.linalg.expm(-a * t) for t in ts])
+
+
+def _deep_problem(key=1, data_key=2):
+    data = gf.data.linear_teacher(jax.random.PRNGKey(data_key), 3, 2, 10, [2.0, 0.5])
+    model = gf.models.DeepLinear([3, 4, 2], jax.random.PRNGKey(key), init_scale=0.5)
+    return model, data
+
+
+def _leaves(tree):
+    return [np.asarray(a) for a in jtu.tree_leaves(tree)]
+
+
+# ---------------------------------------------------------------------------------------------
+# closed forms
+
+
+@pytest.mark.parametrize("solver", ["tsit5", "dopri5", "dopri8", "kvaerno5"])
+def test_flow_matches_matrix_exponential(solver):
+    model, data = _quad_problem()
+    traj = gf.flow(model, data, T_QUAD, saveat=TS_QUAD, rtol=1e-10, atol=1e-12, solver=solver)
+    exact = _quad_exact(model, data, TS_QUAD)
+    got = np.asarray(traj.params.weights[0])
+    err = np.max(np.abs(got - exact)) / np.max(np.abs(exact))
+    assert err < 1e-8, (solver, err)
+    assert traj.info["solver"] == solver
+    np.testing.assert_allclose(traj.ts, TS_QUAD)
+    st = traj.stats
+    assert st["num_steps"] == st["num_accepted_steps"] + st["num_rejected_steps"] > 0
+    assert st["function_evaluations"] > st["num_steps"]
+    # F and |∇F| at the saves are those of the saved states.
+    final = traj.final
+    np.testing.assert_allclose(traj.loss[-1], final.risk(data.moments()), rtol=1e-12)
+
+
+def test_flow_with_l2_matches_matrix_exponential():
+    model, data = _quad_problem()
+    l2 = 0.3
+    traj = gf.flow(model, data, T_QUAD, saveat=TS_QUAD, rtol=1e-10, atol=1e-12, l2=l2)
+    exact = _quad_exact(model, data, TS_QUAD, l2=l2)
+    np.testing.assert_allclose(traj.params.weights[0], exact, rtol=0, atol=1e-8)
+
+
+def test_scalar_two_layer_net_matches_logistic_solution():
+    """Balanced scalar depth-2 net w₁ = w₂ = a: u = a² obeys u' = 2u(s − u) (MODELS.md §1)."""
+    s, u0, t1 = 1.5, 1e-3, 6.0
+    data = gf.data.linear_teacher(jax.random.PRNGKey(0), 1, 1, 8, [s])
+    a = np.sqrt(u0)
+    sign = float(np.sign(data.moments().syx[0, 0]))  # Σ_yx = ±s: align the init with it
+    model = gf.models.DeepLinear.from_weights([[[a]], [[sign * a]]])
+    ts = np.linspace(0.0, t1, 31)
+    traj = gf.flow(model, data, t1, saveat=ts, rtol=1e-11, atol=1e-13)
+    u = sign * np.asarray(traj.params.weights[0][:, 0, 0] * traj.params.weights[1][:, 0, 0])
+    e = np.exp(2 * s * ts)
+    exact = s * e / (e - 1 + s / u0)
+    np.testing.assert_allclose(u, exact, rtol=1e-8)
+
+
+def test_energy_identity_on_dense_save():
+    """dF/dt = −|∇F|² along the flow (fourth-order central differences on a dense save)."""
+    model, data = _deep_problem()
+    ts = np.linspace(0.0, 3.0, 601)
+    traj = gf.flow(model, data, 3.0, saveat=ts, rtol=1e-11, atol=1e-13)
+    loss, g2 = np.asarray(traj.loss), np.asarray(traj.grad_norm) ** 2
+    h = ts[1] - ts[0]
+    dfdt = (-loss[4:] + 8 * loss[3:-1] - 8 * loss[1:-3] + loss[:-4]) / (12 * h)
+    scale = np.max(g2)
+    assert scale > 1e-2  # the loss really moves
+    np.testing.assert_allclose(dfdt, -g2[2:-2], rtol=0, atol=1e-7 * scale)
+    assert np.all(np.diff(loss) < 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# ensembles and descent
+
+
+def test_ensemble_equals_individual_flows():
+    _, data = _deep_problem()
+    keys = jax.random.split(jax.random.PRNGKey(5), 3)
+    make = lambda k: gf.models.DeepLinear([3, 4, 2], k, init_scale=0.5)
+    ens = gf.ensemble(make, keys)
+    assert isinstance(ens, gf.Ensemble) and ens.size == 3
+    ts = np.linspace(0.0, 3.0, 601)
+    traj = gf.flow(ens, data, 3.0, saveat=ts, rtol=1e-11, atol=1e-13)
+    assert traj.ensemble_size == 3 and traj.loss.shape == (3, len(ts))
+    for e, k in enumerate(keys):
+        single = gf.flow(make(k), data, 3.0, saveat=ts, rtol=1e-11, atol=1e-13)
+        member = traj.member(e)
+        for a, b in zip(_leaves(member.params), _leaves(single.params), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-13)
+        np.testing.assert_allclose(member.loss, single.loss, rtol=1e-10, atol=1e-14)
+        assert member.stats["num_steps"] == single.stats["num_steps"]
+
+
+def test_gd_equals_hand_written_loop():
+    model, data = _deep_problem()
+    lr, steps, every = 0.05, 23, 5
+    traj = gf.descent(model, data, steps, lr, optimizer="gd", save_every=every)
+    stats = data.moments()
+    grad = jax.jit(jax.grad(lambda m: m.risk(stats)))
+    m, saved = model, [model]
+    for k in range(1, steps + 1):
+        g = grad(m)
+        m = jtu.tree_map(lambda p, gi: p - lr * gi, m, g)
+        if k % every == 0 or k == steps:
+            saved.append(m)
+    expected_steps = [0, 5, 10, 15, 20, 23]
+    np.testing.assert_allclose(traj.ts, np.array(expected_steps) * lr, rtol=1e-15)
+    assert len(traj) == len(saved)
+    for i, mi in enumerate(saved):
+        for a, b in zip(_leaves(traj.at(i).weights), _leaves(mi.weights), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15)
+        np.testing.assert_allclose(traj.loss[i], mi.risk(stats), rtol=1e-12)
+    assert traj.info["kind"] == "descent" and traj.info["optimizer"] == "gd"
+
+
+def test_l2_penalty_gradient():
+    """∇(risk + λ Σ m|θ|²) = ∇risk + 2λ m θ, and finite differences agree."""
+    model, data = _deep_problem()
+    l2 = 0.7
+    params, static = eqx.partition(model, model.trainable())
+    masses = trainable_masses(model)
+    stats = data.moments()
+    f, g = value_and_grad(static, masses, l2)(params, stats)
+    f0, g0 = value_and_grad(static, masses, 0.0)(params, stats)
+    sq = sum(float(jnp.sum(w**2)) for w in model.weights)
+    np.testing.assert_allclose(f, f0 + l2 * sq, rtol=1e-13)
+    for a, b, w in zip(_leaves(g), _leaves(g0), model.weights, strict=True):
+        np.testing.assert_allclose(a, b + 2 * l2 * np.asarray(w), rtol=1e-12, atol=1e-15)
+    # directional finite difference of the full objective
+    direction = jtu.tree_map(lambda p: jnp.cos(jnp.arange(p.size).reshape(p.shape)), params)
+    obj = lambda p: value_and_grad(static, masses, l2)(p, stats)[0]
+    h = 1e-5
+    plus = jtu.tree_map(lambda p, d: p + h * d, params, direction)
+    minus = jtu.tree_map(lambda p, d: p - h * d, params, direction)
+    fd = (obj(plus) - obj(minus)) / (2 * h)
+    dot = sum(float(jnp.sum(a * b)) for a, b in zip(_leaves(g), _leaves(direction), strict=True))
+    np.testing.assert_allclose(fd, dot, rtol=1e-8)
+
+
+# ---------------------------------------------------------------------------------------------
+# failures carry what was computed
+
+
+def test_divergence_error_carries_finite_prefix():
+    model, data = _quad_problem()
+    with pytest.raises(gf.DivergenceError) as e:
+        gf.descent(model, data, 400, 1e3, save_every=10)
+    traj = e.value.trajectory
+    assert isinstance(traj, gf.Trajectory)
+    assert 1 <= len(traj) < 41
+    assert np.all(np.isfinite(np.asarray(traj.loss)))
+    assert all(np.all(np.isfinite(a)) for a in _leaves(traj.params))
+    np.testing.assert_allclose(traj.ts, np.arange(len(traj)) * 10 * 1e3)
+
+
+def test_solver_error_on_max_steps():
+    model, data = _quad_problem()
+    with pytest.raises(gf.SolverError) as e:
+        gf.flow(model, data, T_QUAD, saveat=TS_QUAD, rtol=1e-10, atol=1e-12, max_steps=3)
+    traj = e.value.trajectory
+    assert isinstance(traj, gf.Trajectory) and 1 <= len(traj) < len(TS_QUAD)
+    assert np.all(np.isfinite(np.asarray(traj.loss)))
+    assert "max_steps" in str(e.value)
+
+
+# ---------------------------------------------------------------------------------------------
+# invalid configuration names the field
+
+
+def _flow(**kw):
+    model, data = _quad_problem()
+    args = dict(model=model, data=data, t1=1.0)
+    args.update(kw)
+    return gf.flow(args.pop("model"), args.pop("data"), args.pop("t1"), **args)
+
+
+def _descent(**kw):
+    model, data = _quad_problem()
+    args = dict(model=model, data=data, steps=10, lr=0.1)
+    args.update(kw)
+    return gf.descent(args.pop("model"), args.pop("data"), args.pop("steps"), args.pop("lr"), **args)
+
+
+def _wrong_dims():
+    return gf.Dataset(jnp.ones((20, 4)), jnp.ones((20, 2)))  # the model maps 3 → 2
+
+
+@pytest.mark.parametrize(
+    "call,kwargs,field",
+    [
+        (_flow, dict(t1=0.0), "t1"),
+        (_flow, dict(t1=-1.0), "t1"),
+        (_flow, dict(t1=np.inf), "t1"),
+        (_flow, dict(t1=1.0, t0=2.0), "t1"),
+        (_flow, dict(t0=np.nan), "t0"),
+        (_flow, dict(rtol=0.0), "rtol"),
+        (_flow, dict(rtol=-1e-8), "rtol"),
+        (_flow, dict(rtol=np.nan), "rtol"),
+        (_flow, dict(atol=0.0), "atol"),
+        (_flow, dict(atol=np.inf), "atol"),
+        (_flow, dict(solver="rk4"), "solver"),
+        (_flow, dict(solver=3), "solver"),
+        (_flow, dict(geometry="riemannian"), "geometry"),
+        (_flow, dict(controller="p"), "controller"),
+        (_flow, dict(saveat=[0.0, 0.5, 0.2]), "saveat"),
+        (_flow, dict(saveat=[0.0, 2.0]), "saveat"),
+        (_flow, dict(saveat=[-1.0, 0.5]), "saveat"),
+        (_flow, dict(saveat=[]), "saveat"),
+        (_flow, dict(saveat=[0.0, np.nan]), "saveat"),
+        (_flow, dict(max_steps=0), "max_steps"),
+        (_flow, dict(max_steps=2.5), "max_steps"),
+        (_flow, dict(l2=-0.1), "l2"),
+        (_flow, dict(l2=np.nan), "l2"),
+        (_flow, dict(data=_wrong_dims), "data"),
+        (_flow, dict(data=lambda: (np.ones((3, 3)), np.ones((3, 2)))), "data"),
+        (_descent, dict(steps=0), "steps"),
+        (_descent, dict(steps=2.5), "steps"),
+        (_descent, dict(lr=0.0), "lr"),
+        (_descent, dict(lr=-0.1), "lr"),
+        (_descent, dict(lr=np.nan), "lr"),
+        (_descent, dict(optimizer="sgdx"), "optimizer"),
+        (_descent, dict(optimizer=None), "optimizer"),
+        (_descent, dict(geometry="riemannian"), "geometry"),
+        (_descent, dict(save_every=0), "save_every"),
+        (_descent, dict(l2=-1.0), "l2"),
+        (_descent, dict(data=_wrong_dims), "data"),
+    ],
+)
+def test_config_errors_name_the_field(call, kwargs, field):
+    if callable(kwargs.get("data")):
+        kwargs = dict(kwargs, data=kwargs["data"]())
+    with pytest.raises(gf.ConfigError) as e:
+        call(**kwargs)
+    assert e.value.field == field
+    assert str(e.value).startswith(f"invalid {field}=")
+
+
+def test_non_finite_data_is_rejected():
+    with pytest.raises(gf.ConfigError) as e:
+        gf.Dataset(jnp.full((4, 3), jnp.inf), jnp.zeros((4, 2)))
+    assert e.value.field == "data"
+
+
+def test_ensemble_needs_keys():
+    with pytest.raises(gf.ConfigError) as e:
+        gf.ensemble(lambda k: gf.models.DeepLinear([2, 2], k), jnp.zeros((0, 2), jnp.uint32))
+    assert e.value.field == "keys"
+
+
+# ---------------------------------------------------------------------------------------------
+# no recompilation for new values of the same shapes
+
+_BACKEND_COMPILE = "/jax/core/compile/backend_compile_duration"
+
+
+class _CompileCounter:
+    """Counts (a) traces of the solvers' compiled bodies, through a side effect in a function
+    they call only while tracing, and (b) XLA backend compilations, through jax.monitoring."""
+
+    def __init__(self, monkeypatch):
+        self.traces = 0
+        self.compiles = 0
+        original = solvers.value_and_grad
+
+        def counting(*args, **kwargs):
+            self.traces += 1
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(solvers, "value_and_grad", counting)
+
+    def _listener(self, event, duration, **kwargs):
+        if event == _BACKEND_COMPILE:
+            self.compiles += 1
+
+    def __enter__(self):
+        jax.monitoring.register_event_duration_secs_listener(self._listener)
+        return self
+
+    def __exit__(self, *exc):
+        jax.monitoring.unregister_event_duration_listener(self._listener)
+
+
+def test_repeated_flows_do_not_recompile(monkeypatch):
+    # Shapes used by no other test, so the first call must trace and compile here.
+    widths = [2, 3, 3]
+    datas = [gf.data.linear_teacher(jax.random.PRNGKey(k), 2, 3, 9, [1.0, 0.3]) for k in range(3)]
+    models = [gf.models.DeepLinear(widths, jax.random.PRNGKey(10 + k), 0.3) for k in range(3)]
+    ts = np.linspace(0.0, 1.0, 7)
+    counter = _CompileCounter(monkeypatch)
+    with counter:
+        first = gf.flow(models[0], datas[0], 1.0, saveat=ts)
+        traces, compiles = counter.traces, counter.compiles
+        assert traces >= 1 and compiles >= 1  # the counters see a real compilation
+        again = [
+            gf.flow(models[1], datas[0], 1.0, saveat=ts),  # new initial model
+            gf.flow(models[0], datas[1], 1.0, saveat=ts),  # new data
+            gf.flow(models[2], datas[2], 2.0, saveat=2 * ts, rtol=1e-6, atol=1e-9),  # new values
+        ]
+        assert counter.traces == traces, "flow re-traced for inputs of the same shapes"
+        assert counter.compiles == compiles, "flow recompiled for inputs of the same shapes"
+    assert not np.allclose(np.asarray(first.loss), np.asarray(again[0].loss))
+    assert not np.allclose(np.asarray(first.loss), np.asarray(again[1].loss))
+
+
+def test_repeated_descents_do_not_recompile(monkeypatch):
+    widths = [2, 3, 3]
+    datas = [gf.data.linear_teacher(jax.random.PRNGKey(k), 2, 3, 9, [1.0, 0.3]) for k in range(2)]
+    models = [gf.models.DeepLinear(widths, jax.random.PRNGKey(20 + k), 0.3) for k in range(2)]
+    counter = _CompileCounter(monkeypatch)
+    with counter:
+        gf.descent(models[0], datas[0], 30, 0.1, save_every=10)
+        traces, compiles = counter.traces, counter.compiles
+        assert traces >= 1 and compiles >= 1
+        gf.descent(models[1], datas[1], 30, 0.05, save_every=10)
+        gf.descent(models[0], datas[1], 30, 0.2, save_every=10)
+        assert counter.traces == traces and counter.compiles == compiles
