@@ -61,7 +61,7 @@ widths_strategy = st.sampled_from([[3, 2], [3, 2, 2], [3, 4, 1, 2], [3, 3, 3, 2]
 # gradients and the adjacency form (property-based)
 
 
-@settings(max_examples=10, deadline=None)
+@settings(max_examples=8, deadline=None)
 @given(widths=widths_strategy, seed=st.integers(0, 2**16), whiten=st.booleans())
 def test_gradient_closed_form_and_finite_differences(widths, seed, whiten):
     d = gf.data.linear_teacher(jax.random.PRNGKey(seed % 7), 3, 2, 20, [1.5, 0.5], whiten=whiten)
@@ -90,7 +90,7 @@ def test_gradient_closed_form_and_finite_differences(widths, seed, whiten):
     assert float(model.risk(m)) == pytest.approx(direct, rel=1e-11)
 
 
-@settings(max_examples=10, deadline=None)
+@settings(max_examples=8, deadline=None)
 @given(widths=widths_strategy, seed=st.integers(0, 2**16))
 def test_adjacency_form_properties(widths, seed):
     model = _random_network(seed, widths)
@@ -210,6 +210,10 @@ def test_lanczos_matches_dense(data):
     assert dense.shape == (48,) and np.all(np.diff(dense) >= 0)
     h = gf.diagnostics.hessian_matrix(model, data)
     np.testing.assert_allclose(h, h.T, atol=1e-12)
+    # the L2 penalty λ|θ|² shifts the Hessian by 2λ I
+    np.testing.assert_allclose(
+        gf.diagnostics.hessian_spectrum(model, data, l2=0.25), dense + 0.5, atol=1e-12
+    )
     scale = np.abs(dense).max()
     # full Krylov space: the whole spectrum
     full = gf.diagnostics.hessian_spectrum(model, data, k=24, iterations=48)
@@ -288,6 +292,18 @@ def test_strict_or_not(widths, data):
             assert p.lambda_min < -0.1
     kinds = {p.modes: p.kind for p in points}
     print(widths, kinds)
+
+
+def test_critical_points_non_whitened():
+    # Σ_xx ≠ I: the points are built through W_1 ↦ W_1 Σ_xx^{−1/2}; they are still critical, with
+    # the values F_J of M = Σ_yx Σ_xx^{−1/2}, and (Sylvester) the kinds of the whitened case.
+    d = gf.data.linear_teacher(jax.random.PRNGKey(5), 3, 3, 40, [2.0, 1.0], whiten=False)
+    points = gf.diagnostics.critical_points(d, [3, 3, 3])
+    assert [p.modes for p in points] == [(), (0,), (1,), (0, 1)]
+    for p in points:
+        assert p.gradient_norm <= 1e-10
+        assert p.value == pytest.approx(an.critical_value(d, p.modes), abs=1e-10)
+    assert [p.kind for p in points] == ["strict_saddle"] * 3 + ["global_min"]
 
 
 # --------------------------------------------------------------------------------------------
