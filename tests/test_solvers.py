@@ -214,7 +214,9 @@ def _descent(**kw):
     model, data = _quad_problem()
     args = dict(model=model, data=data, steps=10, lr=0.1)
     args.update(kw)
-    return gf.descent(args.pop("model"), args.pop("data"), args.pop("steps"), args.pop("lr"), **args)
+    return gf.descent(
+        args.pop("model"), args.pop("data"), args.pop("steps"), args.pop("lr"), **args
+    )
 
 
 def _wrong_dims():

@@ -112,7 +112,7 @@ def test_path_length_in_metric():
     params = jtu.tree_map(lambda w: w[None] + ts[:, None, None] * v, model)
     static = jtu.tree_map(lambda _: None, model)
     for mass in (1.0, 0.25):
-        masses = jtu.tree_map(lambda _: jnp.asarray(mass), model)
+        masses = jtu.tree_map(lambda _, m=mass: jnp.asarray(m), model)
         traj = gf.Trajectory(ts, params, static, jnp.zeros(5), jnp.zeros(5), masses, {}, {})
         np.testing.assert_allclose(traj.path_length(), 5.0 * 2.0 * np.sqrt(mass), rtol=1e-14)
         np.testing.assert_allclose(traj.segment_lengths(), 5.0 * 0.5 * np.sqrt(mass), rtol=1e-14)
