@@ -31,3 +31,4 @@ from .depth import DepthSmoothness as DepthSmoothness
 from .depth import depth_distance as depth_distance
 from .depth import depth_smoothness as depth_smoothness
 from .depth import ode_gap as ode_gap
+from .depth import ode_gaps as ode_gaps

@@ -29,6 +29,7 @@ import numpy as np
 
 from .._custom_types import Array, Inputs
 from .._errors import ConfigError
+from ..solvers import Ensemble
 from ..trajectory import Trajectory
 
 
@@ -119,10 +120,17 @@ def depth_smoothness(model_or_trajectory) -> DepthSmoothness:
     )
 
 
-@eqx.filter_jit
-def _gap(model, x, interpolation, rtol, atol):
+def _gap_value(model, x, interpolation, rtol, atol):
     node = model.ode_limit(interpolation=interpolation, rtol=rtol, atol=atol)
     return jnp.max(jnp.linalg.norm(model(x) - node(x), axis=-1))
+
+
+_gap = eqx.filter_jit(_gap_value)
+
+
+@eqx.filter_jit
+def _gaps(models, x, interpolation, rtol, atol):
+    return eqx.filter_vmap(lambda m: _gap_value(m, x, interpolation, rtol, atol))(models)
 
 
 def ode_gap(
@@ -143,6 +151,18 @@ def ode_gap(
     if not hasattr(model, "ode_limit"):
         raise ConfigError("model", type(model).__name__, "a model with ode_limit() (ResNet)")
     return float(_gap(model, jnp.asarray(x, dtype=float), interpolation, float(rtol), float(atol)))
+
+
+def ode_gaps(
+    models, x: Inputs, interpolation: str = "linear", rtol: float = 1e-10, atol: float = 1e-10
+) -> np.ndarray:
+    """`ode_gap` for a batch of networks stacked along a leading axis of every array (an
+    `Ensemble`'s `.models`, or `Trajectory.at(i)` of an ensemble), in one vmapped solve."""
+    if isinstance(models, Ensemble):
+        models = models.models
+    return np.asarray(
+        _gaps(models, jnp.asarray(x, dtype=float), interpolation, float(rtol), float(atol))
+    )
 
 
 def depth_distance(a, b) -> float:

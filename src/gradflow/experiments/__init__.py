@@ -11,3 +11,4 @@ from ._runner import make_config as make_config
 from ._runner import run_experiment as run_experiment
 
 # Experiment modules (each registers itself on import).
+from . import resnet as resnet  # noqa: E402,F401
