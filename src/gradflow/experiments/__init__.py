@@ -12,3 +12,4 @@ from ._runner import run_experiment as run_experiment
 
 # Experiment modules (each registers itself on import).
 from . import resnet as resnet  # noqa: E402,F401
+from . import mean_field as mean_field  # noqa: E402,F401
