@@ -83,7 +83,7 @@ def _value_and_grad_norm(model, stats):
     return f, jnp.sqrt(sum(jnp.sum(x**2) for x in jax.tree_util.tree_leaves(g)))
 
 
-def critical_points(data, widths, tol: float | None = None) -> list:
+def critical_points(data, widths, tol: float | None = None, subsets=None) -> list:
     """One `CriticalPoint` per subset J of the modes with |J| ≤ min(k*, r), with its spectrum.
 
     **Arguments:**
@@ -91,6 +91,8 @@ def critical_points(data, widths, tol: float | None = None) -> list:
     - `data`: a `Dataset` (whitened for the textbook picture; see the module docstring otherwise).
     - `widths`: [d_in, n_1, ..., d_out] of the network.
     - `tol`: relative zero tolerance for Hessian eigenvalues (default 1e-8, see module docstring).
+    - `subsets`: only these sets J of modes (e.g. the saddles a trajectory visited); default: all
+      with |J| ≤ min(k*, r).
 
     **Returns:** a list of `CriticalPoint`, ordered by |J| then lexicographically (J = ∅ first).
     The Hessian is dense (exact inertia); networks with more than 4000 parameters are refused.
@@ -121,48 +123,58 @@ def critical_points(data, widths, tol: float | None = None) -> list:
     top = min(kstar, r)
     stats = data.moments()
     global_value = critical_value(data, tuple(range(top)))
+    if subsets is None:
+        subsets = [m for size in range(top + 1) for m in itertools.combinations(range(r), size)]
+    else:
+        subsets = [tuple(sorted(int(j) for j in m)) for m in subsets]
+        check(
+            all(len(m) <= top and len(set(m)) == len(m) and all(0 <= j < r for j in m)
+                for m in subsets),
+            "subsets",
+            subsets,
+            f"sets of at most {top} distinct mode indices in 0..{r - 1}",
+        )
     out = []
-    for size in range(top + 1):
-        for modes in itertools.combinations(range(r), size):
-            idx = list(modes)
-            weights = balanced_factorisation(
-                u[:, idx], v[:, idx], s[idx], widths, None if whitened else inv_half
+    for modes in subsets:
+        idx = list(modes)
+        weights = balanced_factorisation(
+            u[:, idx], v[:, idx], s[idx], widths, None if whitened else inv_half
+        )
+        model = DeepLinear.from_weights([jnp.asarray(w) for w in weights])
+        value, gnorm = _value_and_grad_norm(model, stats)
+        eig = hessian_spectrum(model, data)
+        scale = float(np.max(np.abs(eig))) if eig.size else 0.0
+        zero = tol * scale
+        n_neg = int(np.sum(eig < -zero))
+        n_pos = int(np.sum(eig > zero))
+        n_zero = int(eig.size - n_neg - n_pos)
+        crit = critical_value(data, modes)
+        value = float(value)
+        if abs(value - global_value) <= 1e-10 * max(1.0, abs(global_value)):
+            kind = "global_min"
+        elif n_neg > 0:
+            kind = "strict_saddle"
+        else:
+            kind = "nonstrict_saddle"
+        out.append(
+            CriticalPoint(
+                modes=tuple(modes),
+                value=value,
+                critical_value=crit,
+                lambda_min=float(eig[0]),
+                lambda_max=float(eig[-1]),
+                n_negative=n_neg,
+                n_zero=n_zero,
+                n_positive=n_pos,
+                stable_dim=n_pos,
+                unstable_dim=n_neg,
+                centre_dim=n_zero,
+                kind=kind,
+                gradient_norm=float(gnorm),
+                eigenvalues=eig,
+                model=model,
             )
-            model = DeepLinear.from_weights([jnp.asarray(w) for w in weights])
-            value, gnorm = _value_and_grad_norm(model, stats)
-            eig = hessian_spectrum(model, data)
-            scale = float(np.max(np.abs(eig))) if eig.size else 0.0
-            zero = tol * scale
-            n_neg = int(np.sum(eig < -zero))
-            n_pos = int(np.sum(eig > zero))
-            n_zero = int(eig.size - n_neg - n_pos)
-            crit = critical_value(data, modes)
-            value = float(value)
-            if abs(value - global_value) <= 1e-10 * max(1.0, abs(global_value)):
-                kind = "global_min"
-            elif n_neg > 0:
-                kind = "strict_saddle"
-            else:
-                kind = "nonstrict_saddle"
-            out.append(
-                CriticalPoint(
-                    modes=tuple(modes),
-                    value=value,
-                    critical_value=crit,
-                    lambda_min=float(eig[0]),
-                    lambda_max=float(eig[-1]),
-                    n_negative=n_neg,
-                    n_zero=n_zero,
-                    n_positive=n_pos,
-                    stable_dim=n_pos,
-                    unstable_dim=n_neg,
-                    centre_dim=n_zero,
-                    kind=kind,
-                    gradient_norm=float(gnorm),
-                    eigenvalues=eig,
-                    model=model,
-                )
-            )
+        )
     return out
 
 
