@@ -29,8 +29,9 @@ def model():
 @pytest.fixture(scope="module")
 def traj(model, data):
     ts = np.linspace(0.0, 2.0, 201)
-    return gf.flow(model, data, 2.0, geometry="conditional_wasserstein", saveat=ts, rtol=1e-11,
-                   atol=1e-13)
+    return gf.flow(
+        model, data, 2.0, geometry="conditional_wasserstein", saveat=ts, rtol=1e-11, atol=1e-13
+    )
 
 
 def _loop_forward(model, x):
@@ -41,7 +42,7 @@ def _loop_forward(model, x):
         for j in range(model.particles):
             dh += np.tanh(h @ w[k, j] + b[k, j])[:, None] * u[k, j][None, :]
         h = h + dh / (model.layers * model.particles)
-    return h[:, model.dim - model.out_dim:]
+    return h[:, model.dim - model.out_dim :]
 
 
 def test_forward_matches_the_particle_sum(model, data):
@@ -114,8 +115,10 @@ def test_conditional_velocity_is_LM_times_gradient(model, data):
     plus = jax.tree_util.tree_map(lambda a, b: a + eps * b, params, d)
     minus = jax.tree_util.tree_map(lambda a, b: a - eps * b, params, d)
     fd = (f(plus) - f(minus)) / (2 * eps)
-    dot = sum(float(jnp.sum(a * b)) for a, b in zip(jax.tree_util.tree_leaves(g),
-                                                    jax.tree_util.tree_leaves(d), strict=True))
+    dot = sum(
+        float(jnp.sum(a * b))
+        for a, b in zip(jax.tree_util.tree_leaves(g), jax.tree_util.tree_leaves(d), strict=True)
+    )
     assert fd == pytest.approx(dot, rel=1e-7, abs=1e-10)
 
 
@@ -154,7 +157,7 @@ def test_energy_identity_along_the_solve(traj, model, data):
     # dF/dt from the saved losses (central differences) against −|∇F|²
     t, f, gn = np.asarray(traj.ts), np.asarray(traj.loss), np.asarray(traj.grad_norm)
     dfdt = (f[2:] - f[:-2]) / (t[2:] - t[:-2])
-    np.testing.assert_allclose(dfdt, -gn[1:-1] ** 2, rtol=1e-3, atol=1e-8)
+    np.testing.assert_allclose(dfdt, -(gn[1:-1] ** 2), rtol=1e-3, atol=1e-8)
     cert = gf.diagnostics.energy_dissipation(traj)
     assert cert["residual_max"] < 1e-6
     assert cert["speed_ratio_median"] == pytest.approx(1.0, abs=1e-4)
@@ -163,11 +166,19 @@ def test_energy_identity_along_the_solve(traj, model, data):
 def test_permuting_particles_within_a_layer_changes_nothing(model, data, traj):
     perm = np.stack([np.random.default_rng(k).permutation(M) for k in range(L)])
     take = lambda a: jnp.take_along_axis(a, perm.reshape(L, M, *([1] * (a.ndim - 2))), axis=1)
-    permuted = gf.models.MeanFieldResNet(2, Q, L, M, 1, positions=(take(model.u), take(model.w),
-                                                                   take(model.b)))
+    permuted = gf.models.MeanFieldResNet(
+        2, Q, L, M, 1, positions=(take(model.u), take(model.w), take(model.b))
+    )
     np.testing.assert_allclose(permuted(data.x), model(data.x), atol=1e-15)
-    tp = gf.flow(permuted, data, 2.0, geometry="conditional_wasserstein", saveat=traj.ts,
-                 rtol=1e-11, atol=1e-13)
+    tp = gf.flow(
+        permuted,
+        data,
+        2.0,
+        geometry="conditional_wasserstein",
+        saveat=traj.ts,
+        rtol=1e-11,
+        atol=1e-13,
+    )
     np.testing.assert_allclose(tp.loss, traj.loss, rtol=1e-10, atol=1e-14)
     np.testing.assert_allclose(tp.final.u, take(traj.final.u), atol=1e-9)
     assert gf.diagnostics.conditional_wasserstein(tp.final, traj.final) < 1e-8
@@ -176,8 +187,15 @@ def test_permuting_particles_within_a_layer_changes_nothing(model, data, traj):
 def test_replicated_particles_are_the_same_measure(model, data, traj):
     doubled = replicate(model, 2)
     np.testing.assert_allclose(doubled(data.x), model(data.x), atol=1e-15)
-    td = gf.flow(doubled, data, 2.0, geometry="conditional_wasserstein", saveat=traj.ts,
-                 rtol=1e-11, atol=1e-13)
+    td = gf.flow(
+        doubled,
+        data,
+        2.0,
+        geometry="conditional_wasserstein",
+        saveat=traj.ts,
+        rtol=1e-11,
+        atol=1e-13,
+    )
     np.testing.assert_allclose(td.loss, traj.loss, rtol=1e-9, atol=1e-14)
     np.testing.assert_allclose(deduplicate(td.final, 2).u, traj.final.u, atol=1e-8)
 
@@ -204,8 +222,9 @@ def test_same_trajectory_as_the_resnet(data, activation):
     w_{k,j} = √m W_k[j, :], b = 0 (the ResNet has no bias; fixed), γ = 1/√(m q) in
     f(x, θ) = u σ(γ wᵀx + b); then θ_{k,j}' = −L m ∂F/∂θ_{k,j} is exactly the ResNet's flow.
     """
-    res = gf.models.ResNet(2, Q, 5, L, 1, key=jax.random.PRNGKey(4), activation=activation,
-                           init="iid")
+    res = gf.models.ResNet(
+        2, Q, 5, L, 1, key=jax.random.PRNGKey(4), activation=activation, init="iid"
+    )
     mf = gf.models.MeanFieldResNet.from_resnet(res)
     assert mf.particles == 5 and mf.layers == L and not mf.bias
     np.testing.assert_allclose(mf(data.x), res(data.x), atol=1e-14)

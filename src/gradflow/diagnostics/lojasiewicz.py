@@ -134,17 +134,33 @@ def _longer_solve(traj, data, extend, rtol, atol, solver, max_steps):
     rtol = rtol if rtol is not None else max(float(info.get("rtol", 1e-8)) / 100.0, 1e-13)
     atol = atol if atol is not None else max(float(info.get("atol", 1e-10)) / 100.0, 1e-16)
     longer = flow(
-        traj.final, data, t1, t0=t_end, geometry=info.get("geometry", "euclidean"),
-        l2=float(info.get("l2", 0.0)), rtol=rtol, atol=atol, solver=solver, controller="pid",
-        saveat=np.geomspace(max(t_end, 1e-12), t1, 64), max_steps=max_steps,
+        traj.final,
+        data,
+        t1,
+        t0=t_end,
+        geometry=info.get("geometry", "euclidean"),
+        l2=float(info.get("l2", 0.0)),
+        rtol=rtol,
+        atol=atol,
+        solver=solver,
+        controller="pid",
+        saveat=np.geomspace(max(t_end, 1e-12), t1, 64),
+        max_steps=max_steps,
     )
     loss = np.asarray(longer.loss)
-    return float(loss[-1]), {
-        "t1": t1, "rtol": rtol, "atol": atol, "solver": solver,
-        "num_steps": int(np.asarray(longer.stats["num_steps"]).sum()),
-        "grad_norm_final": float(np.asarray(longer.grad_norm)[-1]),
-        "loss_decrease": float(loss[0] - loss[-1]),
-    }, longer
+    return (
+        float(loss[-1]),
+        {
+            "t1": t1,
+            "rtol": rtol,
+            "atol": atol,
+            "solver": solver,
+            "num_steps": int(np.asarray(longer.stats["num_steps"]).sum()),
+            "grad_norm_final": float(np.asarray(longer.grad_norm)[-1]),
+            "loss_decrease": float(loss[0] - loss[-1]),
+        },
+        longer,
+    )
 
 
 def lojasiewicz_fit(
@@ -195,8 +211,11 @@ def lojasiewicz_fit(
             lo, hi = window
         else:
             if not np.any(ok):
-                raise ConfigError("traj", "no point with F − F_∞ above round-off",
-                                  "a trajectory that has not yet converged to round-off")
+                raise ConfigError(
+                    "traj",
+                    "no point with F − F_∞ above round-off",
+                    "a trajectory that has not yet converged to round-off",
+                )
             hi_all = float(np.max(e[ok]))
             lo = max(fl, float(np.min(e[ok])))
             hi = min(hi_all, lo * 10**tail_decades)
@@ -211,7 +230,9 @@ def lojasiewicz_fit(
         return e, sel, slope, intercept, r2, (lo, hi)
 
     if f_inf is None and data is not None:
-        f_inf_value, solve_info, _ = _longer_solve(traj, data, extend, rtol, atol, solver, max_steps)
+        f_inf_value, solve_info, _ = _longer_solve(
+            traj, data, extend, rtol, atol, solver, max_steps
+        )
         source = "longer_solve"
     elif f_inf is None:
         source = "self_consistent"
@@ -239,7 +260,7 @@ def lojasiewicz_fit(
     if abs(theta - 0.5) <= tol:
         kind = "exponential"
         # with ϑ = ½ the constant is the PL ratio: c² = |∇F|²/e, its asymptotic value
-        predicted = float(np.median(pl[-max(3, len(pl) // 4):]))
+        predicted = float(np.median(pl[-max(3, len(pl) // 4) :]))
         measured = -_linfit(t_sel, np.log(e_sel))[0]
         curve = e_sel[0] * np.exp(-predicted * (t_sel - t_sel[0]))
     else:
@@ -247,16 +268,31 @@ def lojasiewicz_fit(
         predicted = -1.0 / (1.0 - 2.0 * theta) if theta < 0.5 else float("nan")
         measured = _loglog_slope(t_sel, e_sel)
         curve = _predicted_gap(t_sel, t_sel[0], e_sel[0], theta, c)
-    rel = abs(measured - predicted) / abs(predicted) if predicted and np.isfinite(predicted) else float("nan")
+    rel = (
+        abs(measured - predicted) / abs(predicted)
+        if predicted and np.isfinite(predicted)
+        else float("nan")
+    )
     with np.errstate(divide="ignore", invalid="ignore"):
         curve_err = float(np.nanmax(np.abs(np.log10(curve / e_sel))))
     return LojasiewiczFit(
-        theta=float(theta), c=float(c), one_minus_theta=float(slope), r2=float(r2),
-        n_points=int(sel.sum()), f_inf=float(f_inf_value), f_inf_source=source,
-        window=(float(lo), float(hi)), t_window=(float(t_sel[0]), float(t_sel[-1])), kind=kind,
-        predicted_rate=float(predicted), measured_rate=float(measured),
-        rate_relative_error=float(rel), curve_log10_error=curve_err,
-        pl_ratio_min=float(pl.min()), pl_ratio_final=float(pl[-1]), f_inf_solve=solve_info,
+        theta=float(theta),
+        c=float(c),
+        one_minus_theta=float(slope),
+        r2=float(r2),
+        n_points=int(sel.sum()),
+        f_inf=float(f_inf_value),
+        f_inf_source=source,
+        window=(float(lo), float(hi)),
+        t_window=(float(t_sel[0]), float(t_sel[-1])),
+        kind=kind,
+        predicted_rate=float(predicted),
+        measured_rate=float(measured),
+        rate_relative_error=float(rel),
+        curve_log10_error=curve_err,
+        pl_ratio_min=float(pl.min()),
+        pl_ratio_final=float(pl[-1]),
+        f_inf_solve=solve_info,
     )
 
 
@@ -282,7 +318,7 @@ def _integral_log_time(ts, values):
     u = np.log(ts[start:])
     spline = CubicSpline(u, v[start:] * ts[start:])
     seg = np.array([spline.integrate(u[i], u[i + 1]) for i in range(len(u) - 1)])
-    out[start + 1:] = out[start] + np.cumsum(seg)
+    out[start + 1 :] = out[start] + np.cumsum(seg)
     return out
 
 

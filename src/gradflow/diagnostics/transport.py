@@ -188,11 +188,14 @@ def wasserstein(
     - `details`: return a `TransportResult` (method, ε, bias bound) instead of a float.
     - `threshold`, `max_iterations`: Sinkhorn's stopping rule (marginal error) and budget.
 
-    **Returns:** W_2 (a float), or a `TransportResult`. For Sinkhorn, |W_2² − S_ε| ≤ ε log max(n, m).
+    **Returns:** W_2 (a float), or a `TransportResult`. For Sinkhorn,
+    |W_2² − S_ε| ≤ ε log max(n, m).
     """
     check_choice("method", method, ("auto", "exact", "sinkhorn"))
     x, y = _cloud(a, "a"), _cloud(b, "b")
-    check(x.shape[1] == y.shape[1], "b", y.shape, f"points of the same dimension as a ({x.shape[1]})")
+    check(
+        x.shape[1] == y.shape[1], "b", y.shape, f"points of the same dimension as a ({x.shape[1]})"
+    )
     wa, wb = _weights(weights_a, len(x), "weights_a"), _weights(weights_b, len(y), "weights_b")
     if epsilon is not None:
         check(np.isfinite(epsilon) and epsilon > 0, "epsilon", epsilon, "a positive number")
@@ -206,7 +209,9 @@ def wasserstein(
         wa_ = jnp.full(len(x), 1.0 / len(x)) if wa is None else jnp.asarray(wa)
         wb_ = jnp.full(len(y), 1.0 / len(y)) if wb is None else jnp.asarray(wb)
         sq = float(
-            _sinkhorn_sq(jnp.asarray(x), jnp.asarray(y), wa_, wb_, eps, threshold, int(max_iterations))
+            _sinkhorn_sq(
+                jnp.asarray(x), jnp.asarray(y), wa_, wb_, eps, threshold, int(max_iterations)
+            )
         )
         bound = eps * math.log(max(len(x), len(y), 2))
     dist = math.sqrt(max(sq, 0.0))
@@ -238,7 +243,9 @@ def layered_positions(obj) -> np.ndarray:
 def _intervals(la: int, lb: int):
     """Common refinement of the partitions of [0, 1] into la and lb equal intervals:
     [(length, layer_a, layer_b)]."""
-    cuts = sorted({Fraction(k, la) for k in range(la + 1)} | {Fraction(k, lb) for k in range(lb + 1)})
+    cuts = sorted(
+        {Fraction(k, la) for k in range(la + 1)} | {Fraction(k, lb) for k in range(lb + 1)}
+    )
     out = []
     for lo, hi in zip(cuts[:-1], cuts[1:], strict=True):
         mid = (lo + hi) / 2
@@ -273,7 +280,9 @@ def conditional_wasserstein(
     """
     check_choice("method", method, ("auto", "exact", "sinkhorn"))
     pa, pb = layered_positions(model_a), layered_positions(model_b)
-    check(pa.shape[-1] == pb.shape[-1], "model_b", pb.shape, f"particles of dimension {pa.shape[-1]}")
+    check(
+        pa.shape[-1] == pb.shape[-1], "model_b", pb.shape, f"particles of dimension {pa.shape[-1]}"
+    )
     la, ma = pa.shape[:2]
     lb, mb = pb.shape[:2]
     how = _choose(method, ma, mb, True)
@@ -286,9 +295,9 @@ def conditional_wasserstein(
             check(np.isfinite(epsilon) and epsilon > 0, "epsilon", epsilon, "a positive number")
             eps = float(epsilon)
         wa, wb = jnp.full(ma, 1.0 / ma), jnp.full(mb, 1.0 / mb)
-        sq = jax.vmap(
-            lambda x, y: _sinkhorn_sq(x, y, wa, wb, eps, threshold, int(max_iterations))
-        )(jnp.asarray(pa), jnp.asarray(pb))
+        sq = jax.vmap(lambda x, y: _sinkhorn_sq(x, y, wa, wb, eps, threshold, int(max_iterations)))(
+            jnp.asarray(pa), jnp.asarray(pb)
+        )
         sq = np.asarray(sq)
         lengths = np.full(la, 1.0 / la)
     else:
@@ -297,8 +306,13 @@ def conditional_wasserstein(
         for _, ka, kb in parts:
             if (ka, kb) not in cache:
                 cache[(ka, kb)] = wasserstein(
-                    pa[ka], pb[kb], method=method, epsilon=epsilon, details=True,
-                    threshold=threshold, max_iterations=max_iterations,
+                    pa[ka],
+                    pb[kb],
+                    method=method,
+                    epsilon=epsilon,
+                    details=True,
+                    threshold=threshold,
+                    max_iterations=max_iterations,
                 ).squared
         sq = np.array([cache[(ka, kb)] for _, ka, kb in parts])
         lengths = np.array([length for length, _, _ in parts])

@@ -36,7 +36,7 @@ from ._base import ExperimentConfig, Progress, Result, register
 
 
 def teacher_data(key, n: int, in_dim: int, out_dim: int, width: int = 16) -> Dataset:
-    """x ~ N(0, I_d), y = (1/√K) V tanh(W x + c), V, W, c with i.i.d. N(0, 1) entries (K = width)."""
+    """x ~ N(0, I_d), y = (1/√K) V tanh(W x + c); V, W, c i.i.d. N(0, 1) entries (K = width)."""
     kx, kw, kv, kc = jax.random.split(key, 4)
     x = jax.random.normal(kx, (n, in_dim))
     w = jax.random.normal(kw, (width, in_dim))
@@ -51,9 +51,15 @@ def replicate(model: MeanFieldResNet, factor: int) -> MeanFieldResNet:
         return model
     rep = lambda a: jnp.repeat(a, factor, axis=1)
     return MeanFieldResNet(
-        model.in_dim, model.dim, model.layers, model.particles * factor, model.out_dim,
-        activation=model.activation, positions=(rep(model.u), rep(model.w), rep(model.b)),
-        bias=model.bias, input_scale=model.input_scale,
+        model.in_dim,
+        model.dim,
+        model.layers,
+        model.particles * factor,
+        model.out_dim,
+        activation=model.activation,
+        positions=(rep(model.u), rep(model.w), rep(model.b)),
+        bias=model.bias,
+        input_scale=model.input_scale,
     )
 
 
@@ -63,15 +69,23 @@ def deduplicate(model: MeanFieldResNet, factor: int) -> MeanFieldResNet:
         return model
     sub = lambda a: a[:, ::factor]
     return MeanFieldResNet(
-        model.in_dim, model.dim, model.layers, model.particles // factor, model.out_dim,
-        activation=model.activation, positions=(sub(model.u), sub(model.w), sub(model.b)),
-        bias=model.bias, input_scale=model.input_scale,
+        model.in_dim,
+        model.dim,
+        model.layers,
+        model.particles // factor,
+        model.out_dim,
+        activation=model.activation,
+        positions=(sub(model.u), sub(model.w), sub(model.b)),
+        bias=model.bias,
+        input_scale=model.input_scale,
     )
 
 
 def _positive_ints(name, values):
-    ok = isinstance(values, list | tuple) and len(values) >= 1 and all(
-        isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in values
+    ok = (
+        isinstance(values, list | tuple)
+        and len(values) >= 1
+        and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in values)
     )
     check(ok, name, values, "a non-empty list of positive integers")
 
@@ -79,7 +93,9 @@ def _positive_ints(name, values):
 def _check_common(cfg) -> None:
     for name in ("n", "in_dim", "out_dim", "layers"):
         v = getattr(cfg, name)
-        check(isinstance(v, int) and not isinstance(v, bool) and v >= 1, name, v, "a positive integer")
+        check(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 1, name, v, "a positive integer"
+        )
     check(isinstance(cfg.t1, int | float) and cfg.t1 > 0, "t1", cfg.t1, "a positive number")
 
 
@@ -126,17 +142,19 @@ class ConditionalOTConfig(ExperimentConfig):
         _check_common(self)
         _positive_ints("particles", self.particles)
         check(
-            isinstance(self.init_scales, list | tuple) and len(self.init_scales) >= 1
+            isinstance(self.init_scales, list | tuple)
+            and len(self.init_scales) >= 1
             and all(isinstance(s, int | float) and s > 0 for s in self.init_scales),
-            "init_scales", self.init_scales, "a non-empty list of positive numbers",
+            "init_scales",
+            self.init_scales,
+            "a non-empty list of positive numbers",
         )
         check(0 < self.threshold < 1, "threshold", self.threshold, "a number in (0, 1)")
 
     def effective(self) -> ConditionalOTConfig:
         if not self.quick:
             return self
-        return dataclasses.replace(self, particles=[1, 4, 16], t1=1500.0,
-                                   max_steps=20_000)
+        return dataclasses.replace(self, particles=[1, 16], t1=3000.0, max_steps=10_000)
 
 
 @register(
@@ -157,14 +175,23 @@ def run_conditional_ot(config: ConditionalOTConfig, progress: Progress) -> Resul
         for s in cfg.init_scales:
             for m in cfg.particles:
                 k = jax.random.fold_in(kmodel, m)  # same draw for each M across scales
-                base = MeanFieldResNet(cfg.in_dim, q, cfg.layers, m, cfg.out_dim, key=k,
-                                       init_scale=float(s))
+                base = MeanFieldResNet(
+                    cfg.in_dim, q, cfg.layers, m, cfg.out_dim, key=k, init_scale=float(s)
+                )
                 model = replicate(base, m_max // m) if m_max % m == 0 else base
                 factor = model.particles // m
                 status = "ok"
                 try:
-                    traj = flow(model, data, cfg.t1, geometry="conditional_wasserstein",
-                                rtol=cfg.rtol, atol=cfg.atol, saveat=ts, max_steps=cfg.max_steps)
+                    traj = flow(
+                        model,
+                        data,
+                        cfg.t1,
+                        geometry="conditional_wasserstein",
+                        rtol=cfg.rtol,
+                        atol=cfg.atol,
+                        saveat=ts,
+                        max_steps=cfg.max_steps,
+                    )
                 except (SolverError, DivergenceError) as err:
                     traj = err.trajectory
                     status = "max_steps" if isinstance(err, SolverError) else "diverged"
@@ -174,19 +201,25 @@ def run_conditional_ot(config: ConditionalOTConfig, progress: Progress) -> Resul
                 pl = np.where(valid, gn**2 / np.where(valid, loss, 1.0), np.nan)
                 # PL ratio where the risk is above round-off (|∇F|² and F both ~ machine ε there)
                 pl_sel = pl[loss > 1e-14] if np.any(loss > 1e-14) else pl
-                wc = conditional_wasserstein(deduplicate(traj.at(0), factor),
-                                             deduplicate(traj.final, factor))
+                wc = conditional_wasserstein(
+                    deduplicate(traj.at(0), factor), deduplicate(traj.final, factor)
+                )
                 path = float(np.asarray(traj.path_length()))
                 converged = bool(loss[-1] < cfg.threshold)
                 run = {
-                    "particles": m, "features": m * cfg.layers, "init_scale": float(s),
-                    "initial_risk": float(loss[0]), "final_risk": float(loss[-1]),
-                    "converged": converged, "status": status,
+                    "particles": m,
+                    "features": m * cfg.layers,
+                    "init_scale": float(s),
+                    "initial_risk": float(loss[0]),
+                    "final_risk": float(loss[-1]),
+                    "converged": converged,
+                    "status": status,
                     "t_reached": float(np.asarray(traj.ts)[-1]),
                     "t_below_threshold": _first_below(traj.ts, loss, cfg.threshold),
                     "pl_ratio_min": float(np.nanmin(pl_sel)),
                     "pl_ratio_final": float(pl_sel[-1]),
-                    "wc_travelled": wc, "path_length": path,
+                    "wc_travelled": wc,
+                    "path_length": path,
                     "steps": int(np.asarray(traj.stats["num_steps"]).sum()),
                 }
                 # where it stalls: the factor by which the last decade of time reduced the risk
@@ -202,8 +235,16 @@ def run_conditional_ot(config: ConditionalOTConfig, progress: Progress) -> Resul
                 runs.append(run)
                 trajs[(m, float(s))] = (traj, factor)
                 for t, f, g, p in zip(np.asarray(traj.ts), loss, gn, pl, strict=True):
-                    rows.append({"particles": m, "init_scale": float(s), "t": float(t),
-                                 "loss": float(f), "grad_norm": float(g), "pl_ratio": float(p)})
+                    rows.append(
+                        {
+                            "particles": m,
+                            "init_scale": float(s),
+                            "t": float(t),
+                            "loss": float(f),
+                            "grad_norm": float(g),
+                            "pl_ratio": float(p),
+                        }
+                    )
                 progress.log(f"M={m} s={s}: risk {loss[0]:.3g} -> {loss[-1]:.3g} ({status})")
                 advance()
 
@@ -223,7 +264,10 @@ def run_conditional_ot(config: ConditionalOTConfig, progress: Progress) -> Resul
     summary = {
         "risk": "F = (1/2n) sum |f(x_i) - y_i|^2 (gradflow's normalisation)",
         "geometry": "conditional_wasserstein",
-        "n": cfg.n, "state_dim": q, "layers": cfg.layers, "t1": cfg.t1,
+        "n": cfg.n,
+        "state_dim": q,
+        "layers": cfg.layers,
+        "t1": cfg.t1,
         "threshold": cfg.threshold,
         "separating_particles_per_layer": separating,
         "separating_features": {k: (v * cfg.layers if v else None) for k, v in separating.items()},
@@ -232,15 +276,30 @@ def run_conditional_ot(config: ConditionalOTConfig, progress: Progress) -> Resul
             float(min(r["pl_ratio_min"] for r in conv_small)) if conv_small else None
         ),
         "not_converged": [
-            {k: r[k] for k in ("particles", "init_scale", "initial_risk", "final_risk", "outcome",
-                               "last_decade_ratio", "status", "t_reached")}
-            for r in runs if not r["converged"]
+            {
+                k: r[k]
+                for k in (
+                    "particles",
+                    "init_scale",
+                    "initial_risk",
+                    "final_risk",
+                    "outcome",
+                    "last_decade_ratio",
+                    "status",
+                    "t_reached",
+                )
+            }
+            for r in runs
+            if not r["converged"]
         ],
         "runs": runs,
     }
     figures, captions = _cot_figures(cfg, runs, trajs, pd.DataFrame(rows))
-    best = max((r for r in runs if r["converged"]), key=lambda r: (r["particles"], -r["init_scale"]),
-               default=runs[-1])
+    best = max(
+        (r for r in runs if r["converged"]),
+        key=lambda r: (r["particles"], -r["init_scale"]),
+        default=runs[-1],
+    )
     main_traj, factor = trajs[(best["particles"], best["init_scale"])]
     notes = (
         "Conditional-OT (conditional-Wasserstein) gradient flow of a mean-field ResNet, particles "
@@ -254,8 +313,14 @@ def run_conditional_ot(config: ConditionalOTConfig, progress: Progress) -> Resul
         "the exact conditional Wasserstein distance between the initial and final measures; it is "
         "at most the path length in the flow's metric."
     )
-    return Result(summary=summary, metrics=pd.DataFrame(rows), trajectory=main_traj,
-                  figures=figures, captions=captions, notes=notes)
+    return Result(
+        summary=summary,
+        metrics=pd.DataFrame(rows),
+        trajectory=main_traj,
+        figures=figures,
+        captions=captions,
+        notes=notes,
+    )
 
 
 def _cot_figures(cfg, runs, trajs, frame):
@@ -267,18 +332,34 @@ def _cot_figures(cfg, runs, trajs, frame):
     colour = {m: cmap(i / max(len(ms) - 1, 1)) for i, m in enumerate(ms)}
     styles = ["-", "--", ":", "-."]
     for col, stem, ylabel, cap in (
-        ("loss", "risk_curves", "risk F(t)",
-         "Risk along the conditional-OT flow, one curve per (particles per layer M, init scale s); "
-         f"the dotted line is the {cfg.threshold:g} target."),
-        ("pl_ratio", "pl_ratio", "PL ratio |∇F|²/F",
-         "PL ratio |∇F|²_G/F along each flow (shown while F > 1e-14, above round-off): bounded "
-         "below for the runs that converge, collapsing towards 0 where a run stalls on a plateau."),
+        (
+            "loss",
+            "risk_curves",
+            "risk F(t)",
+            "Risk along the conditional-OT flow, one curve per (particles per layer M, "
+            "init scale s); "
+            f"the dotted line is the {cfg.threshold:g} target.",
+        ),
+        (
+            "pl_ratio",
+            "pl_ratio",
+            "PL ratio |∇F|²/F",
+            "PL ratio |∇F|²_G/F along each flow (shown while F > 1e-14, above round-off): bounded "
+            "below for the runs that converge, collapsing towards 0 where a run stalls on a "
+            "plateau.",
+        ),
     ):
         fig, ax = plt.subplots(figsize=(7.5, 4.5))
         for (m, s), g in frame.groupby(["particles", "init_scale"]):
             g = g[(g.t > 0) & (g[col] > 0) & ((g.loss > 1e-14) if col == "pl_ratio" else True)]
-            ax.loglog(g.t, g[col], styles[scales.index(s) % 4], color=colour[m], lw=1.3,
-                      label=f"M={m}, s={s:g}")
+            ax.loglog(
+                g.t,
+                g[col],
+                styles[scales.index(s) % 4],
+                color=colour[m],
+                lw=1.3,
+                label=f"M={m}, s={s:g}",
+            )
         if col == "loss":
             ax.axhline(cfg.threshold, color="k", ls=":", lw=0.8)
         ax.set_xlabel("flow time t")
@@ -292,8 +373,9 @@ def _cot_figures(cfg, runs, trajs, frame):
     for j, s in enumerate(scales):
         rs = [r for r in runs if r["init_scale"] == s]
         x = [r["particles"] for r in rs]
-        axes[0].loglog(x, [max(r["final_risk"], 1e-20) for r in rs], "o" + styles[j % 4],
-                       label=f"s={s:g}")
+        axes[0].loglog(
+            x, [max(r["final_risk"], 1e-20) for r in rs], "o" + styles[j % 4], label=f"s={s:g}"
+        )
         axes[1].loglog(x, [r["wc_travelled"] for r in rs], "o" + styles[j % 4], label=f"s={s:g}")
     axes[0].axhline(cfg.threshold, color="k", ls=":", lw=0.8)
     axes[0].set_xlabel("particles per layer M")
@@ -323,8 +405,9 @@ def _cot_figures(cfg, runs, trajs, frame):
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.3), sharex=True, sharey=True)
     for ax, p, title in ((axes[0], p0, "initialisation"), (axes[1], p1, f"t = {cfg.t1:g}")):
         z = (p.reshape(-1, p.shape[-1]) - mean) @ vt[:2].T
-        sc = ax.scatter(z[:, 0], z[:, 1], c=np.repeat(s_k, p.shape[1]), cmap="plasma", s=14,
-                        vmin=0, vmax=1)
+        sc = ax.scatter(
+            z[:, 0], z[:, 1], c=np.repeat(s_k, p.shape[1]), cmap="plasma", s=14, vmin=0, vmax=1
+        )
         ax.set_title(title)
         ax.set_xlabel("PC 1 of θ = (u, w, b)")
         ax.grid(True, alpha=0.3)
@@ -365,17 +448,29 @@ class LojasiewiczConfig(ExperimentConfig):
     def validate(self) -> None:
         super().validate()
         _check_common(self)
-        check(isinstance(self.particles, int) and self.particles >= 1, "particles", self.particles,
-              "a positive integer")
-        check(isinstance(self.l2, int | float) and self.l2 > 0, "l2", self.l2,
-              "a positive number (the Łojasiewicz experiment needs λ > 0)")
-        check(isinstance(self.saves, int) and self.saves >= 16, "saves", self.saves, "an integer ≥ 16")
+        check(
+            isinstance(self.particles, int) and self.particles >= 1,
+            "particles",
+            self.particles,
+            "a positive integer",
+        )
+        check(
+            isinstance(self.l2, int | float) and self.l2 > 0,
+            "l2",
+            self.l2,
+            "a positive number (the Łojasiewicz experiment needs λ > 0)",
+        )
+        check(
+            isinstance(self.saves, int) and self.saves >= 16, "saves", self.saves, "an integer ≥ 16"
+        )
         check(self.extend > 1, "extend", self.extend, "a number > 1")
 
     def effective(self) -> LojasiewiczConfig:
         if not self.quick:
             return self
-        return dataclasses.replace(self, layers=2, particles=4, l2=5e-2, t1=2e4, saves=200)
+        return dataclasses.replace(
+            self, layers=2, particles=4, l2=5e-2, t1=1e4, saves=150, extend=2.0
+        )
 
 
 @register(
@@ -389,13 +484,31 @@ def run_lojasiewicz(config: LojasiewiczConfig, progress: Progress) -> Result:
     kdata, kmodel = jax.random.split(key)
     data = teacher_data(kdata, cfg.n, cfg.in_dim, cfg.out_dim)
     q = _state_dim(cfg)
-    model = MeanFieldResNet(cfg.in_dim, q, cfg.layers, cfg.particles, cfg.out_dim, key=kmodel,
-                            activation="tanh", init_scale=cfg.init_scale)
+    model = MeanFieldResNet(
+        cfg.in_dim,
+        q,
+        cfg.layers,
+        cfg.particles,
+        cfg.out_dim,
+        key=kmodel,
+        activation="tanh",
+        init_scale=cfg.init_scale,
+    )
     ts = np.concatenate([[0.0], np.geomspace(cfg.t1 * 1e-7, cfg.t1, cfg.saves)])
     with progress.task("flow", total=None):
-        traj = flow(model, data, cfg.t1, geometry="conditional_wasserstein", l2=cfg.l2,
-                    rtol=cfg.rtol, atol=cfg.atol, solver=cfg.solver, controller=cfg.controller,
-                    saveat=ts, max_steps=2_000_000)
+        traj = flow(
+            model,
+            data,
+            cfg.t1,
+            geometry="conditional_wasserstein",
+            l2=cfg.l2,
+            rtol=cfg.rtol,
+            atol=cfg.atol,
+            solver=cfg.solver,
+            controller=cfg.controller,
+            saveat=ts,
+            max_steps=2_000_000,
+        )
     with progress.task("F_inf (longer, tighter solve)", total=None):
         fit = lojasiewicz_fit(traj, data=data, extend=cfg.extend)
     ed = energy_dissipation(traj)
@@ -414,27 +527,43 @@ def run_lojasiewicz(config: LojasiewiczConfig, progress: Progress) -> Result:
     # per-particle stationarity: |∇_θ δF/δμ| = |∂F/∂θ_j| / m_j at the end
     grads = _particle_grads(final, data, cfg.l2)
     summary = {
-        "risk": "F = (1/2n) sum |f(x_i) - y_i|^2 + l2 * integral |theta|^2 dmu (paper's lambda/2 = our l2)",
-        "geometry": "conditional_wasserstein", "activation": "tanh",
-        "layers": cfg.layers, "particles": cfg.particles, "l2": cfg.l2, "t1": cfg.t1,
-        "solver": cfg.solver, "controller": cfg.controller,
+        "risk": (
+            "F = (1/2n) sum |f(x_i) - y_i|^2 + l2 * integral |theta|^2 dmu "
+            "(paper's lambda/2 = our l2)"
+        ),
+        "geometry": "conditional_wasserstein",
+        "activation": "tanh",
+        "layers": cfg.layers,
+        "particles": cfg.particles,
+        "l2": cfg.l2,
+        "t1": cfg.t1,
+        "solver": cfg.solver,
+        "controller": cfg.controller,
         "steps": int(np.asarray(traj.stats["num_steps"])),
         "rejected_steps": int(np.asarray(traj.stats["num_rejected_steps"])),
-        "F0": float(loss[0]), "F_final": float(loss[-1]), "F_inf": fit.f_inf,
-        "F_inf_source": fit.f_inf_source, "F_inf_solve": fit.f_inf_solve,
+        "F0": float(loss[0]),
+        "F_final": float(loss[-1]),
+        "F_inf": fit.f_inf,
+        "F_inf_source": fit.f_inf_source,
+        "F_inf_solve": fit.f_inf_solve,
         "grad_norm_final": float(gn[-1]),
         "grad_norm_below_1e-10": bool(gn[-1] < 1e-10),
         "max_particle_stationarity_residual": float(np.max(grads)),
-        "theta_lojasiewicz": fit.theta, "c_lojasiewicz": fit.c, "fit_r2": fit.r2,
-        "fit_points": fit.n_points, "fit_window_gap": list(fit.window),
+        "theta_lojasiewicz": fit.theta,
+        "c_lojasiewicz": fit.c,
+        "fit_r2": fit.r2,
+        "fit_points": fit.n_points,
+        "fit_window_gap": list(fit.window),
         "fit_window_t": list(fit.t_window),
         "decay_kind": fit.kind,
-        "predicted_rate": fit.predicted_rate, "measured_rate": fit.measured_rate,
+        "predicted_rate": fit.predicted_rate,
+        "measured_rate": fit.measured_rate,
         "rate_relative_error": fit.rate_relative_error,
         "rate_curve_max_log10_error": fit.curve_log10_error,
         "rate_agrees": bool(fit.rate_relative_error < 0.1 and fit.curve_log10_error < 0.5),
         "pl_ratio_min_on_window": fit.pl_ratio_min,
-        "path_length": float(path[-1]), "path_length_polygon": float(poly[-1]),
+        "path_length": float(path[-1]),
+        "path_length_polygon": float(poly[-1]),
         "path_length_last_decade_fraction": last_decade,
         "path_length_last_decade_fraction_polygon": last_decade_poly,
         "path_length_converged": bool(last_decade < 0.01),
@@ -489,8 +618,13 @@ def _loj_figures(cfg, t, loss, gn, fit, path, poly):
     sel = ok & (gap >= lo) & (gap <= hi)
     ax.loglog(gap[sel], gn[sel], ".", ms=4, color="C0", label="fit window")
     xs = np.geomspace(gap[ok].min(), gap[ok].max(), 50)
-    ax.loglog(xs, fit.c * xs ** (1 - fit.theta), "C3-", lw=1,
-              label=f"c (F−F∞)^(1−ϑ): ϑ={fit.theta:.3f}, c={fit.c:.3g}")
+    ax.loglog(
+        xs,
+        fit.c * xs ** (1 - fit.theta),
+        "C3-",
+        lw=1,
+        label=f"c (F−F∞)^(1−ϑ): ϑ={fit.theta:.3f}, c={fit.c:.3g}",
+    )
     ax.set_xlabel("F − F∞")
     ax.set_ylabel("|∇F|_G")
     ax.grid(True, alpha=0.3)
@@ -504,10 +638,16 @@ def _loj_figures(cfg, t, loss, gn, fit, path, poly):
     ax.loglog(t[ok & (t > 0)], gap[ok & (t > 0)], "-", color="C0", label="F − F∞ (measured)")
     tw = t[sel]
     if tw.size:
-        pred = fit.predicted_gap(tw, tw[0], gap[sel][0]) if fit.kind == "power" else (
-            gap[sel][0] * np.exp(-fit.predicted_rate * (tw - tw[0])))
-        lab = (f"predicted exp(−{fit.predicted_rate:.3g} t)" if fit.kind == "exponential"
-               else f"predicted ~ t^{fit.predicted_rate:.3g}")
+        pred = (
+            fit.predicted_gap(tw, tw[0], gap[sel][0])
+            if fit.kind == "power"
+            else (gap[sel][0] * np.exp(-fit.predicted_rate * (tw - tw[0])))
+        )
+        lab = (
+            f"predicted exp(−{fit.predicted_rate:.3g} t)"
+            if fit.kind == "exponential"
+            else f"predicted ~ t^{fit.predicted_rate:.3g}"
+        )
         ax.loglog(tw, pred, "--", color="C3", lw=1.5, label=lab)
     ax.set_xlabel("flow time t")
     ax.set_ylabel("F − F∞")
@@ -558,13 +698,17 @@ class MeanFieldLimitConfig(ExperimentConfig):
         _check_common(self)
         _positive_ints("particles", self.particles)
         check(len(self.particles) >= 2, "particles", self.particles, "at least two sizes")
-        check(isinstance(self.seeds, int) and self.seeds >= 1, "seeds", self.seeds,
-              "a positive integer")
+        check(
+            isinstance(self.seeds, int) and self.seeds >= 1,
+            "seeds",
+            self.seeds,
+            "a positive integer",
+        )
 
     def effective(self) -> MeanFieldLimitConfig:
         if not self.quick:
             return self
-        return dataclasses.replace(self, particles=[4, 8, 16, 32], seeds=2, t1=10.0)
+        return dataclasses.replace(self, particles=[4, 8], seeds=1, t1=5.0)
 
 
 @register(
@@ -580,8 +724,11 @@ def run_mean_field_limit(config: MeanFieldLimitConfig, progress: Progress) -> Re
     m_max = max(sizes)
     for m in sizes:
         if m_max % m:
-            raise ConfigError("particles", cfg.particles,
-                              "sizes whose doubles all divide the largest (e.g. powers of two)")
+            raise ConfigError(
+                "particles",
+                cfg.particles,
+                "sizes whose doubles all divide the largest (e.g. powers of two)",
+            )
     key = jax.random.PRNGKey(cfg.seed)
     kdata, kmodel = jax.random.split(key)
     data = teacher_data(kdata, cfg.n, cfg.in_dim, cfg.out_dim)
@@ -590,15 +737,34 @@ def run_mean_field_limit(config: MeanFieldLimitConfig, progress: Progress) -> Re
     rows, finals, initials, outputs = [], {}, {}, {}
     with progress.task("flows", total=cfg.seeds * len(sizes)) as advance:
         for seed in range(cfg.seeds):
-            full = MeanFieldResNet(cfg.in_dim, q, cfg.layers, m_max, cfg.out_dim,
-                                   key=jax.random.fold_in(kmodel, seed), init_scale=cfg.init_scale)
+            full = MeanFieldResNet(
+                cfg.in_dim,
+                q,
+                cfg.layers,
+                m_max,
+                cfg.out_dim,
+                key=jax.random.fold_in(kmodel, seed),
+                init_scale=cfg.init_scale,
+            )
             for m in sizes:
                 # nested draws: the M-particle measure is the first M particles of every layer
-                base = MeanFieldResNet(cfg.in_dim, q, cfg.layers, m, cfg.out_dim,
-                                       positions=(full.u[:, :m], full.w[:, :m], full.b[:, :m]))
-                traj = flow(replicate(base, m_max // m), data, cfg.t1,
-                            geometry="conditional_wasserstein", rtol=cfg.rtol, atol=cfg.atol,
-                            saveat=ts)
+                base = MeanFieldResNet(
+                    cfg.in_dim,
+                    q,
+                    cfg.layers,
+                    m,
+                    cfg.out_dim,
+                    positions=(full.u[:, :m], full.w[:, :m], full.b[:, :m]),
+                )
+                traj = flow(
+                    replicate(base, m_max // m),
+                    data,
+                    cfg.t1,
+                    geometry="conditional_wasserstein",
+                    rtol=cfg.rtol,
+                    atol=cfg.atol,
+                    saveat=ts,
+                )
                 end = deduplicate(traj.final, m_max // m)
                 finals[(seed, m)] = end
                 initials[(seed, m)] = base
@@ -612,19 +778,31 @@ def run_mean_field_limit(config: MeanFieldLimitConfig, progress: Progress) -> Re
         for seed in range(cfg.seeds):
             a, b = finals[(seed, m)], finals[(seed, 2 * m)]
             wc_t.append(conditional_wasserstein(a, b, method="exact"))
-            wc_0.append(conditional_wasserstein(initials[(seed, m)], initials[(seed, 2 * m)],
-                                                method="exact"))
-            out_d.append(float(np.sqrt(np.mean(np.sum(
-                (outputs[(seed, m)] - outputs[(seed, 2 * m)]) ** 2, axis=-1)))))
+            wc_0.append(
+                conditional_wasserstein(
+                    initials[(seed, m)], initials[(seed, 2 * m)], method="exact"
+                )
+            )
+            out_d.append(
+                float(
+                    np.sqrt(
+                        np.mean(np.sum((outputs[(seed, m)] - outputs[(seed, 2 * m)]) ** 2, axis=-1))
+                    )
+                )
+            )
             pa = np.asarray(a.particle_positions())
             pb = np.asarray(b.particle_positions())[:, :m]
             coupled.append(float(np.sqrt(np.mean(np.sum((pa - pb) ** 2, axis=-1)))))
-        pairs.append({
-            "particles": m,
-            "wc_final": float(np.mean(wc_t)), "wc_initial": float(np.mean(wc_0)),
-            "wc_final_per_seed": wc_t,
-            "output_distance": float(np.mean(out_d)), "coupled_distance": float(np.mean(coupled)),
-        })
+        pairs.append(
+            {
+                "particles": m,
+                "wc_final": float(np.mean(wc_t)),
+                "wc_initial": float(np.mean(wc_0)),
+                "wc_final_per_seed": wc_t,
+                "output_distance": float(np.mean(out_d)),
+                "coupled_distance": float(np.mean(coupled)),
+            }
+        )
     x = [p["particles"] for p in pairs]
 
     def slope(key_):
@@ -636,8 +814,11 @@ def run_mean_field_limit(config: MeanFieldLimitConfig, progress: Progress) -> Re
     dims = 2 * q + 1
     wc = [p["wc_final"] for p in pairs]
     summary = {
-        "geometry": "conditional_wasserstein", "layers": cfg.layers, "t1": cfg.t1,
-        "particle_dimension": dims, "seeds": cfg.seeds,
+        "geometry": "conditional_wasserstein",
+        "layers": cfg.layers,
+        "t1": cfg.t1,
+        "particle_dimension": dims,
+        "seeds": cfg.seeds,
         "pairs": pairs,
         "wc_final_slope": slope("wc_final"),
         "wc_initial_slope": slope("wc_initial"),
@@ -666,8 +847,9 @@ def run_mean_field_limit(config: MeanFieldLimitConfig, progress: Progress) -> Re
         "1/√M; W_C itself is limited by the sampling of the initial measure in dimension "
         f"p = {dims} (rate M^(-1/p) for large M)."
     )
-    return Result(summary=summary, metrics=pd.DataFrame(rows), figures=figures, captions=captions,
-                  notes=notes)
+    return Result(
+        summary=summary, metrics=pd.DataFrame(rows), figures=figures, captions=captions, notes=notes
+    )
 
 
 def _slope(xs, ys) -> float:
@@ -700,7 +882,8 @@ def _mfl_figures(cfg, pairs, frame, dims):
     captions["mean_field_limit"] = (
         "Distances between the flows with M and 2M particles per layer at the final time "
         f"(mean over seeds): conditional Wasserstein W_C (and at t = 0), output distance and "
-        f"synchronous-coupling distance, with slopes; W_C is limited by sampling in dimension {dims}."
+        "synchronous-coupling distance, with slopes; W_C is limited by sampling in dimension "
+        f"{dims}."
     )
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     cmap = plt.get_cmap("viridis")
@@ -717,4 +900,3 @@ def _mfl_figures(cfg, pairs, frame, dims):
         "Risk along the flow for each particle count (seed 0): the curves converge as M grows."
     )
     return figures, captions
-

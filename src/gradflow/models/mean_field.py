@@ -19,7 +19,8 @@ only.
 
 The model declares masses 1/(L·M) and `layered = True`, so
 
-- `geometry="conditional_wasserstein"` gives θ_{k,j}' = −L·M ∂F/∂θ_{k,j} = −∇_θ (δF/δμ)(s_k, θ_{k,j})
+- `geometry="conditional_wasserstein"` gives
+  θ_{k,j}' = −L·M ∂F/∂θ_{k,j} = −∇_θ (δF/δμ)(s_k, θ_{k,j})
   with the layer coordinate s_k frozen: each conditional μ_{s_k} follows its own Wasserstein flow
   and the s-marginal stays uniform;
 - `l2=λ` adds λ Σ_{k,j} (1/(LM)) |θ_{k,j}|² = λ ∫∫ |θ|² dμ_s(θ) ds (MODELS.md §4; the paper's
@@ -86,7 +87,9 @@ def _positions_from(positions, shape_lm: tuple[int, ...], dim: int, field: str =
         try:
             parts = tuple(positions)
         except TypeError:
-            raise ConfigError(field, type(positions).__name__, "a dict with u, w[, b] or a tuple (u, w[, b])") from None
+            raise ConfigError(
+                field, type(positions).__name__, "a dict with u, w[, b] or a tuple (u, w[, b])"
+            ) from None
         if len(parts) not in (2, 3):
             raise ConfigError(field, f"{len(parts)} arrays", "a tuple (u, w) or (u, w, b)")
         u, w = parts[0], parts[1]
@@ -122,7 +125,8 @@ class MeanFieldResNet(AbstractModel):
     - `input_scale`: γ in f(x, θ) = u σ(γ wᵀx + b) (default 1). `from_resnet` sets
       γ = 1/√(M q), the value for which the particle flow is the ResNet's flow (see there).
 
-    **Forward map:** x_0 = [x_in; 0], x_{k+1} = x_k + (1/(L M)) Σ_j u_{k,j} σ(γ w_{k,j}ᵀ x_k + b_{k,j}),
+    **Forward map:** x_0 = [x_in; 0],
+    x_{k+1} = x_k + (1/(L M)) Σ_j u_{k,j} σ(γ w_{k,j}ᵀ x_k + b_{k,j}),
     output the last d_out coordinates of x_L.
     """
 
@@ -189,7 +193,9 @@ class MeanFieldResNet(AbstractModel):
         for name, arr in (("u", u), ("w", w), ("b", b)):
             if arr.shape != expected[name]:
                 raise ConfigError(
-                    f"positions.{name}", arr.shape, f"an array of shape {expected[name]} (L, M[, q])"
+                    f"positions.{name}",
+                    arr.shape,
+                    f"an array of shape {expected[name]} (L, M[, q])",
                 )
         self.u, self.w, self.b = u, w, b
         self.in_features = in_dim
@@ -275,7 +281,9 @@ class MeanFieldResNet(AbstractModel):
 
     def __call__(self, x: Inputs) -> Outputs:
         step = self._step()
-        h, _ = jax.lax.scan(lambda h, th: (step(h, th), None), self.embed(x), (self.u, self.w, self.b))
+        h, _ = jax.lax.scan(
+            lambda h, th: (step(h, th), None), self.embed(x), (self.u, self.w, self.b)
+        )
         return self.readout(h)
 
     # -- the ResNet it is ---------------------------------------------------------------------
@@ -304,8 +312,9 @@ class MeanFieldResNet(AbstractModel):
         m, q = self.particles, self.dim
         v = jnp.swapaxes(self.u, -1, -2) / np.sqrt(m)  # (L, q, M)
         w = self.input_scale * np.sqrt(q) * self.w  # (L, M, q)
-        return ResNet.from_weights(v, w, in_dim=self.in_dim, out_dim=self.out_dim,
-                                   activation=self.activation)
+        return ResNet.from_weights(
+            v, w, in_dim=self.in_dim, out_dim=self.out_dim, activation=self.activation
+        )
 
     @classmethod
     def from_resnet(cls, resnet) -> MeanFieldResNet:
@@ -320,7 +329,11 @@ class MeanFieldResNet(AbstractModel):
         u = np.sqrt(m) * jnp.swapaxes(v, -1, -2)
         wp = np.sqrt(m) * w
         return cls(
-            resnet.in_dim, q, layers, m, resnet.out_dim,
+            resnet.in_dim,
+            q,
+            layers,
+            m,
+            resnet.out_dim,
             activation=resnet.activation,
             positions=(u, wp, jnp.zeros((layers, m))),
             bias=False,
@@ -334,7 +347,8 @@ class TwoLayerMeanField(AbstractModel):
     **Arguments:**
 
     - `in_dim`, `out_dim`: d_in, d_out. `particles`: M ≥ 1. `key`: a `jax.random` key.
-    - `activation`: as for `MeanFieldResNet`. `init_scale`: s in u ~ N(0, s² I), w ~ N(0, s² I/d_in),
+    - `activation`: as for `MeanFieldResNet`. `init_scale`: s in u ~ N(0, s² I),
+      w ~ N(0, s² I/d_in),
       b ~ N(0, s²). `positions`: given particles (u (M, d_out), w (M, d_in), b (M,)) or a sampler.
     - `bias`, `input_scale`: as for `MeanFieldResNet`.
 
@@ -367,11 +381,15 @@ class TwoLayerMeanField(AbstractModel):
         check_choice("activation", activation, ACTIVATIONS)
         check(
             isinstance(init_scale, int | float) and np.isfinite(init_scale) and init_scale >= 0,
-            "init_scale", init_scale, "a non-negative number",
+            "init_scale",
+            init_scale,
+            "a non-negative number",
         )
         check(
             isinstance(input_scale, int | float) and np.isfinite(input_scale) and input_scale > 0,
-            "input_scale", input_scale, "a positive number",
+            "input_scale",
+            input_scale,
+            "a positive number",
         )
         if positions is None or callable(positions):
             check(key is not None, "key", key, "a jax.random key (or pass positions=)")
@@ -389,7 +407,9 @@ class TwoLayerMeanField(AbstractModel):
         expected = {"u": (particles, out_dim), "w": (particles, in_dim), "b": (particles,)}
         for name, arr in (("u", u), ("w", w), ("b", b)):
             if arr.shape != expected[name]:
-                raise ConfigError(f"positions.{name}", arr.shape, f"an array of shape {expected[name]}")
+                raise ConfigError(
+                    f"positions.{name}", arr.shape, f"an array of shape {expected[name]}"
+                )
         self.u, self.w, self.b = u, w, b
         self.activation = activation
         self.bias = bool(bias)
