@@ -50,6 +50,7 @@ import numpy as np
 from scipy.interpolate import CubicSpline
 
 from .._errors import ConfigError, check
+from .convergence import loglog_slope
 
 
 @dataclasses.dataclass
@@ -115,13 +116,8 @@ def _linfit(x, y):
 
 
 def _loglog_slope(xs, ys) -> float:
-    """Slope of log y against log x (private: `gf.diagnostics.loglog_slope` when available)."""
-    try:
-        from .convergence import loglog_slope
-    except ImportError:
-        return _linfit(np.log(xs), np.log(ys))[0]
-    out = loglog_slope(xs, ys)
-    return float(out[0] if isinstance(out, tuple) else getattr(out, "slope", out))
+    """Slope of log y against log x (`gf.diagnostics.loglog_slope`)."""
+    return float(loglog_slope(xs, ys).slope)
 
 
 def _longer_solve(traj, data, extend, rtol, atol, solver, max_steps):
