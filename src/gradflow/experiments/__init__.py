@@ -11,5 +11,6 @@ from ._runner import make_config as make_config
 from ._runner import run_experiment as run_experiment
 
 # Experiment modules (each registers itself on import).
+from . import deep_linear as deep_linear  # noqa: E402,F401
 from . import resnet as resnet  # noqa: E402,F401
 from . import mean_field as mean_field  # noqa: E402,F401
