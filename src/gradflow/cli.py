@@ -14,7 +14,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, log_path=False)
 console = Console()
 
 
@@ -37,7 +37,11 @@ class _RichProgress:
 
 
 def _fail(message: str, code: int) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    """Print `error: message` on one line of stderr and exit with `code`."""
+    from rich.markup import escape
+
+    message = " ".join(str(message).split())  # one line, whatever the message holds
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -72,10 +76,11 @@ def run(
 ) -> None:
     """Run a named experiment and write its run folder."""
     from ._errors import ConfigError, DivergenceError, SolverError
-    from .experiments import run_experiment
+    from .experiments import make_config, run_experiment
 
     try:
         overrides = _parse_sets(set_)
+        make_config(name, overrides)  # invalid input fails here, before any output
         with Progress(
             TextColumn("[progress.description]{task.description}"),
             BarColumn(),

@@ -7,6 +7,7 @@ import dataclasses
 import json
 import math
 import time
+import types
 import typing
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,16 @@ def _parse_value(key: str, text: str, annotation) -> Any:
     """Parse a `--set key=value` string into the field's type."""
     origin = typing.get_origin(annotation)
     accepted = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+    if origin is typing.Union or origin is types.UnionType:
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        optional = len(args) < len(typing.get_args(annotation))
+        if text.strip().lower() in ("none", "null") and optional:
+            return None
+        try:
+            return _parse_value(key, text, args[0])
+        except ConfigError as err:
+            or_none = " or none" if optional else ""
+            raise ConfigError(key, text, err.accepted + or_none) from None
     try:
         if annotation is bool:
             low = text.strip().lower()
@@ -46,11 +57,6 @@ def _parse_value(key: str, text: str, annotation) -> Any:
             text = text.strip()
             items = json.loads(text) if text.startswith("[") else [t for t in text.split(",") if t]
             return origin(_parse_value(key, str(v), inner) for v in items)
-        if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
-            args = [a for a in typing.get_args(annotation) if a is not type(None)]
-            if text.strip().lower() in ("none", "null") and len(args) < len(typing.get_args(annotation)):
-                return None
-            return _parse_value(key, text, args[0])
     except (ValueError, TypeError, json.JSONDecodeError):
         pass
     else:
@@ -131,6 +137,7 @@ def run_experiment(
             {"experiment": name, "status": "failed", "error": f"{type(err).__name__}: {err}",
              "wall_time_s": time.perf_counter() - start},
         )
+        write_report(folder)
         raise
     summary = {"experiment": name, "status": "ok", **result.summary,
                "wall_time_s": time.perf_counter() - start}

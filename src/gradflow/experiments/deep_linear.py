@@ -44,7 +44,7 @@ from ..diagnostics import (
     saddle_timeline,
 )
 from ..models import DeepLinear
-from ..solvers import SOLVERS, flow
+from ..solvers import SOLVERS, descent, flow
 from ..trajectory import Trajectory
 from ._base import ExperimentConfig, Progress, Result, register
 
@@ -66,6 +66,10 @@ class DeepLinearConfig(ExperimentConfig):
     - `saves`: number of log-spaced saved times.
     - `max_steps`: the solver's step budget per segment (reaching it raises `SolverError`, the
       partial trajectory is kept).
+    - `gd_lr`: if set, also run plain gradient descent with this step η from the same init over
+      the same horizon (t = kη) and compare its learning times with the flow's (they differ at
+      first order in η). Too large a step diverges: `DivergenceError`, the last finite GD state
+      is saved in the run folder.
     """
 
     dim: int = 8
@@ -78,7 +82,8 @@ class DeepLinearConfig(ExperimentConfig):
     rtol: float = 1e-10
     atol: float = 1e-12
     saves: int = 500
-    max_steps: int = 4_000_000
+    max_steps: int = 1_000_000
+    gd_lr: float | None = None
 
     def resolved(self) -> DeepLinearConfig:
         """The configuration with the quick variant and defaults applied."""
@@ -112,20 +117,30 @@ class DeepLinearConfig(ExperimentConfig):
         check(np.isfinite(self.rtol) and self.rtol > 0, "rtol", self.rtol, "a positive number")
         check(np.isfinite(self.atol) and self.atol > 0, "atol", self.atol, "a positive number")
         check_choice("solver", self.solver, ["auto", *SOLVERS])
+        if self.gd_lr is not None:
+            check(
+                np.isfinite(self.gd_lr) and self.gd_lr > 0,
+                "gd_lr",
+                self.gd_lr,
+                "a positive number or none",
+            )
         if self.t1 is not None:
             check(np.isfinite(self.t1) and self.t1 > 0, "t1", self.t1, "a positive number or none")
         c = self.resolved()
         s = np.asarray(c.singular_values, dtype=float)
         check(
-            1 <= s.size <= c.dim, "singular_values", list(s), f"between 1 and dim = {c.dim} values"
+            1 <= s.size <= c.dim,
+            "singular_values",
+            s.tolist(),
+            f"between 1 and dim = {c.dim} values",
         )
         check(
             bool(np.all(s > 0) and np.all(np.isfinite(s))),
             "singular_values",
-            list(s),
+            s.tolist(),
             "positive numbers",
         )
-        check(len(set(s.tolist())) == s.size, "singular_values", list(s), "distinct values")
+        check(len(set(s.tolist())) == s.size, "singular_values", s.tolist(), "distinct values")
         check(c.n >= c.dim, "n", c.n, f"n ≥ dim = {c.dim} (inputs are whitened)")
 
 
@@ -353,12 +368,30 @@ def run(config: DeepLinearConfig, progress: Progress) -> Result:
             t1 *= 4.0
     solver = "+".join(dict.fromkeys(solvers_used))
 
+    # Plain gradient descent from the same init over the same horizon (iterate k ≈ θ(kη)), run
+    # before the diagnostics so that a diverging step fails fast.
+    gd = None
+    if c.gd_lr is not None:
+        steps = int(np.ceil(t1 / c.gd_lr))
+        check(
+            steps <= 50 * c.max_steps,
+            "gd_lr",
+            c.gd_lr,
+            f"a step giving at most {50 * c.max_steps} steps over t1 = {t1:.3g}",
+        )
+        with progress.task(f"gradient descent ({steps} steps)", total=1) as advance:
+            gd = descent(model, data, steps, c.gd_lr, save_every=max(1, steps // 2000))
+            advance()
+
     with progress.task("diagnostics", total=2) as advance:
         drift = conservation_drift(traj)
         advance()
         # Hessians at the trajectory's plateau points and at the atlas points they represent.
-        plateau_models = [traj.at(int(i)) for i in timeline.plateau_indices]
-        spectra = [hessian_spectrum(m, data) for m in plateau_models]
+        # (No index: the plateau's window held no save, e.g. a large init already past it.)
+        spectra = [
+            hessian_spectrum(traj.at(int(i)), data) if i is not None else np.full(1, np.nan)
+            for i in timeline.plateau_indices
+        ]
         atlas = critical_points(data, widths, subsets=timeline.visited_modes)
         advance()
 
@@ -417,7 +450,7 @@ def run(config: DeepLinearConfig, progress: Progress) -> Result:
     saddles = []
     for i, (modes, point) in enumerate(zip(timeline.visited_modes, atlas, strict=True)):
         eig = spectra[i]
-        scale = float(np.max(np.abs(eig))) if eig.size else 0.0
+        scale = float(np.nanmax(np.abs(eig), initial=0.0))
         saddles.append(
             {
                 "modes_learned": [int(j) for j in modes],
@@ -478,6 +511,18 @@ def run(config: DeepLinearConfig, progress: Progress) -> Result:
         "loss_normalisation": "F = (1/2n) sum_i |W x_i - y_i|^2",
     }
 
+    if gd is not None:
+        gd_times = np.asarray(saddle_timeline(gd, data).learn_times)
+        summary.update(
+            {
+                "gd_lr": c.gd_lr,
+                "gd_steps": int(gd.info["steps"]),
+                "gd_final_loss": float(gd.loss[-1]),
+                "gd_learn_times": gd_times.tolist(),
+                "gd_learn_time_relative_differences": ((gd_times - measured) / measured).tolist(),
+            }
+        )
+
     metrics = traj.metrics_frame()
     for j in range(s.size):
         metrics[f"mode_strength_{j}"] = timeline.mode_strengths[:, j]
@@ -501,6 +546,7 @@ def run(config: DeepLinearConfig, progress: Progress) -> Result:
         c.rtol,
         zooms,
         zoom_curves,
+        gd,
     )
     captions = {
         "loss": "Left: the loss gap F(t) − F* against t (log–log); dashed red lines: the critical "
@@ -559,6 +605,7 @@ def _figures(
     rtol,
     zooms,
     zoom_curves,
+    gd=None,
 ):
     import matplotlib.pyplot as plt
 
@@ -611,6 +658,16 @@ def _figures(
             color="tab:red",
         )
     ax.loglog(t_plot, gap, color="k", lw=2, label="F(t) − F*")
+    if gd is not None:
+        gd_gap = np.clip(np.asarray(gd.loss)[1:] - global_value, 0.1 * floor, None)
+        ax.loglog(
+            np.asarray(gd.ts)[1:],
+            gd_gap,
+            color="tab:orange",
+            lw=1.2,
+            ls="-.",
+            label=f"gradient descent, η = {gd.info['lr']:g}",
+        )
     ax.set_xlim(t_left, t_right)
     ax.set_ylim(floor, gap.max() * 3)
     ax.set_xlabel("t")
