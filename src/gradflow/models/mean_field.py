@@ -273,6 +273,10 @@ class MeanFieldResNet(AbstractModel):
         sigma, gamma = self._sigma(), self.input_scale
         scale = 1.0 / (self.layers * self.particles)
 
+        # Rematerialised: the backward pass recomputes each layer's activations from its input
+        # instead of storing them. The layer is cheap and memory-bound, so recomputing is about
+        # twice as fast as reading back stored (n × M) activations (benchmarks/mean_field.py).
+        @jax.checkpoint
         def step(h, theta):
             u, w, b = theta
             return h + scale * (sigma(gamma * (h @ w.T) + b) @ u)
