@@ -1,14 +1,78 @@
-"""Shared test setup: importing gradflow switches float64 on once for the whole session."""
+"""Shared test setup: importing gradflow switches float64 on once for the whole session; the
+`once_per_session` and `quick_experiment` fixtures run expensive work (an experiment's quick
+variant) once per test session, even across xdist workers."""
 
+import contextlib
+import json
 import os
+import traceback
+from pathlib import Path
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-import gradflow  # noqa: E402,F401
 import jax  # noqa: E402
 import pytest  # noqa: E402
+
+import gradflow  # noqa: E402,F401
+from gradflow.experiments import run_experiment  # noqa: E402
 
 
 @pytest.fixture
 def key():
     return jax.random.PRNGKey(0)
+
+
+@contextlib.contextmanager
+def _session_lock(path: Path):
+    """An exclusive lock on `path` between the processes of this session (xdist workers)."""
+    try:
+        import fcntl
+    except ImportError:  # no fcntl (Windows): each worker may do the work itself
+        yield
+        return
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@pytest.fixture(scope="session")
+def once_per_session(tmp_path_factory):
+    """once_per_session(key, make) -> (folder, value): `make(folder)` returns a JSON-able value,
+    computed once per test session even under xdist (where module fixtures run once per worker)
+    and stored beside `folder`."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the session's folder, shared by its workers
+
+    def get(key: str, make):
+        folder, done = root / key, root / f"{key}.json"
+        with _session_lock(root / f"{key}.lock"):
+            if not done.is_file():
+                done.write_text(json.dumps(make(folder)))
+        return folder, json.loads(done.read_text())
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def quick_experiment(once_per_session):
+    """quick_experiment(key, name, overrides) -> (run folder, summary) of
+    `run_experiment(name, overrides)`, run once per session."""
+
+    def get(key: str, name: str, overrides: dict):
+        def make(folder):
+            try:
+                run_experiment(name, overrides, out=folder)
+            except Exception:  # recorded: the tests needing it fail without re-running it
+                return {"uncaught": traceback.format_exc()}
+            return json.loads((folder / "summary.json").read_text())
+
+        folder, summary = once_per_session(key, make)
+        if "uncaught" in summary:
+            pytest.fail(f"{name} {overrides} failed:\n{summary['uncaught']}")
+        return folder, summary
+
+    return get

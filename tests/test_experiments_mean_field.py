@@ -12,10 +12,10 @@ FILES = ("config.json", "summary.json", "metrics.parquet", "captions.json", "rep
 
 
 @pytest.fixture(scope="module", params=["conditional-ot", "lojasiewicz", "mean-field-limit"])
-def run(request, tmp_path_factory):
-    out = tmp_path_factory.mktemp(request.param)
-    folder, result = run_experiment(request.param, {"quick": "true"}, out=out)
-    return request.param, folder, json.loads((folder / "summary.json").read_text())
+def run(request, quick_experiment):
+    key = f"test_experiments_mean_field-{request.param}-quick"
+    folder, summary = quick_experiment(key, request.param, {"quick": "true"})
+    return request.param, folder, summary
 
 
 @pytest.mark.slow

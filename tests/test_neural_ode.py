@@ -1,12 +1,13 @@
 """NeuralODE: interpolation, exact solutions, gradients through the solve, and its flow."""
 
 import equinox as eqx
-import gradflow as gf
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from scipy.linalg import expm
+
+import gradflow as gf
 
 KEY = jax.random.PRNGKey(11)
 

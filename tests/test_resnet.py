@@ -2,14 +2,15 @@
 and convergence diagnostics (MODELS.md §2)."""
 
 import equinox as eqx
-import gradflow as gf
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from scipy.special import erf
+
+import gradflow as gf
 from gradflow.experiments.resnet import relu_fixed_point, relu_network
 from gradflow.models.resnet import smooth_gp
-from scipy.special import erf
 
 KEY = jax.random.PRNGKey(3)
 
@@ -142,8 +143,9 @@ def test_mismatched_data_raises_config_error():
     ],
 )
 def test_cli_bad_config_exits_2(name, setting, tmp_path):
-    from gradflow.cli import app
     from typer.testing import CliRunner
+
+    from gradflow.cli import app
 
     result = CliRunner().invoke(app, ["run", name, "--set", setting, "--out", str(tmp_path)])
     assert result.exit_code == 2, result.output

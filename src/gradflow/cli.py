@@ -95,8 +95,10 @@ def run(
     except (DivergenceError, SolverError) as err:
         where = out if out is not None else Path("runs") / name
         _fail(f"{type(err).__name__}: {err} (partial results kept in {where})", 1)
-    console.print(f"run folder: {folder}")
-    console.print(f"report: {(folder / 'report.html').resolve()}")
+    # A path is printed as is: on one line whatever the console width (pipes: 80 columns), and
+    # never read as rich markup.
+    console.print(f"run folder: {folder}", soft_wrap=True, markup=False)
+    console.print(f"report: {(folder / 'report.html').resolve()}", soft_wrap=True, markup=False)
 
 
 @app.command()
@@ -109,7 +111,7 @@ def report(folder: Path = typer.Argument(..., help="a run folder")) -> None:
         path = write_report(folder)
     except ConfigError as err:
         _fail(str(err), 2)
-    console.print(f"report: {path.resolve()}")
+    console.print(f"report: {path.resolve()}", soft_wrap=True, markup=False)
 
 
 def main() -> None:

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from .. import diagnostics as dg
-from .._errors import ConfigError, check, check_choice
+from .._errors import check, check_choice
 from ..data import Dataset, digit_labels, digits, gaussian
 from ..models.resnet import ACTIVATIONS, INITS, ResNet
 from ..solvers import Ensemble, descent, flow
@@ -134,6 +134,14 @@ def apply_quick(config, quick: dict):
     return dataclasses.replace(config, **changes)
 
 
+def validate_quick(config, quick: dict) -> None:
+    """With `quick=true`, also validate the reduced configuration that will run: fields set
+    explicitly are kept, so a combination valid in full can be invalid in quick (e.g.
+    resnet-pl's piece=32 with its quick saves=16)."""
+    if config.quick:
+        dataclasses.replace(apply_quick(config, quick), quick=False).validate()
+
+
 def _check_positive(name, value, integer=True):
     if integer:
         ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
@@ -206,6 +214,7 @@ class DepthConfig(ExperimentConfig):
         _check_positive("horizon", self.horizon, integer=False)
         _check_positive("rtol", self.rtol, integer=False)
         _check_positive("atol", self.atol, integer=False)
+        validate_quick(self, QUICK_DEPTH)
 
 
 QUICK_DEPTH = dict(depths=(4, 8, 16), saves=2, fit_min_depth=4)
@@ -566,9 +575,12 @@ class LongConfig(ExperimentConfig):
         check(self.t_max > self.t_first, "t_max", self.t_max, f"a time > t_first = {self.t_first}")
         check(self.saves % self.piece == 0, "piece", self.piece,
               f"a divisor of saves = {self.saves}")
+        validate_quick(self, QUICK_LONG)
 
 
-QUICK_LONG = dict(depth=8, width=64, target_risk=1e-4, t_max=2000.0, saves=40, piece=8)
+# Quick: still inside Thm. 6's regime (m ≥ n, L ≳ √(nq)): n = 10, m = 32, L = 32. (L = 8 with
+# n = 50 is not, and stalls near ℓ ~ 6e-4.)
+QUICK_LONG = dict(n=10, width=32, depth=32, target_risk=1e-4, t_max=2000.0, saves=40, piece=8)
 
 
 def flow_until(model, data, ts, piece, target, progress, label, **kwargs):
@@ -747,6 +759,7 @@ class ReluConfig(ExperimentConfig):
         check(len(self.activations) >= 1, "activations", self.activations, "a non-empty list")
         for a in self.activations:
             check_choice("activations", a, ACTIVATIONS)
+        validate_quick(self, QUICK_RELU)
 
 
 QUICK_RELU = dict(halves=(2, 8), horizon=30.0)
@@ -917,6 +930,7 @@ class PLConfig(ExperimentConfig):
         check(self.t_max > self.t_first, "t_max", self.t_max, f"a time > t_first = {self.t_first}")
         check(self.saves % self.piece == 0, "piece", self.piece,
               f"a divisor of saves = {self.saves}")
+        validate_quick(self, QUICK_PL)
 
 
 QUICK_PL = dict(n=12, depth=8, widths=(3, 48), target_risk=1e-6, t_max=400.0, saves=16,
@@ -1088,6 +1102,7 @@ class DigitsConfig(ExperimentConfig):
         check_choice("optimizer", self.optimizer, ("gd", "momentum", "nesterov", "adam"))
         check(0 < self.train_fraction < 1, "train_fraction", self.train_fraction,
               "a number in (0, 1)")
+        validate_quick(self, QUICK_DIGITS)
 
 
 QUICK_DIGITS = dict(depth=8, activations=("gelu", "relu"), steps=60)
