@@ -53,6 +53,31 @@ def test_forward_matches_the_particle_sum(model, data):
     np.testing.assert_allclose(model.layer_positions(), (np.arange(L) + 0.5) / L)
 
 
+def test_particle_blocks_give_the_same_forward_map_and_gradient(data):
+    # Beyond PARTICLE_BLOCK particles the sum over a layer's particles runs block by block, with
+    # padding (here 2 blocks of 551 for 1101 particles, one padding particle): same numbers as
+    # the plain sum.
+    from gradflow.models.mean_field import PARTICLE_BLOCK
+
+    m = PARTICLE_BLOCK + 77
+    model = gf.models.MeanFieldResNet(2, Q, 2, m, 1, key=jax.random.PRNGKey(2), init_scale=1.0)
+
+    def plain(u, w, b):
+        h = jnp.pad(data.x, ((0, 0), (0, Q - 2)))
+        for k in range(2):
+            h = h + jnp.tanh(h @ w[k].T + b[k]) @ u[k] / (2 * m)
+        return h[:, Q - 1 :]
+
+    np.testing.assert_allclose(model(data.x), plain(model.u, model.w, model.b), atol=1e-15)
+    risk = lambda f: lambda u, w, b: 0.5 * jnp.mean(jnp.sum((f(u, w, b) - data.y) ** 2, -1))
+    blocked = risk(lambda u, w, b: eqx.tree_at(lambda t: (t.u, t.w, t.b), model, (u, w, b))(data.x))
+    grads = jax.grad(blocked, argnums=(0, 1, 2))(model.u, model.w, model.b)
+    expected = jax.grad(risk(plain), argnums=(0, 1, 2))(model.u, model.w, model.b)
+    for g, e in zip(grads, expected, strict=True):
+        assert g.shape == e.shape
+        np.testing.assert_allclose(g, e, rtol=0, atol=1e-15 * float(jnp.max(jnp.abs(e))) + 1e-18)
+
+
 def test_masses_and_layered(model):
     assert model.layered
     masses = trainable_masses(model)

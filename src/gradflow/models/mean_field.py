@@ -55,6 +55,10 @@ from .._custom_types import Array, Float, Inputs, Outputs
 from .._errors import ConfigError, check, check_choice
 from ._base import AbstractModel, masses_like
 
+# Particles per block in the forward sum (see `MeanFieldResNet._step`): a block's activations,
+# n × PARTICLE_BLOCK floats, stay in cache for the batch sizes used here.
+PARTICLE_BLOCK = 1024
+
 
 def _gelu(x):
     return jax.nn.gelu(x, approximate=False)
@@ -270,18 +274,42 @@ class MeanFieldResNet(AbstractModel):
         return jnp.concatenate([h0[None], hs])
 
     def _step(self):
+        """(x_k, θ_k) → x_{k+1} = x_k + (1/(LM)) Σ_j u_j σ(γ w_jᵀx_k + b_j), scanned over layers.
+
+        The layer is memory-bound (its (n × M) activations are as large as its arithmetic), so:
+        it is rematerialised (`jax.checkpoint`: the backward pass recomputes the activations
+        instead of storing and reading them back), and beyond `PARTICLE_BLOCK` particles the sum
+        over j runs block by block so that each block's activations stay in cache (padding
+        particles have u = 0 and contribute nothing). Each roughly halves the time of a gradient
+        at large L·M (benchmarks/mean_field.py).
+        """
         sigma, gamma = self._sigma(), self.input_scale
         scale = 1.0 / (self.layers * self.particles)
+        m = self.particles
+        blocks = -(-m // PARTICLE_BLOCK)
+        size = -(-m // blocks)
 
-        # Rematerialised: the backward pass recomputes each layer's activations from its input
-        # instead of storing them. The layer is cheap and memory-bound, so recomputing is about
-        # twice as fast as reading back stored (n × M) activations (benchmarks/mean_field.py).
         @jax.checkpoint
-        def step(h, theta):
+        def block_sum(h, theta):
             u, w, b = theta
-            return h + scale * (sigma(gamma * (h @ w.T) + b) @ u)
+            return sigma(gamma * (h @ w.T) + b) @ u
 
-        return step
+        def step(h, theta):
+            if blocks == 1:
+                return h + scale * block_sum(h, theta)
+            pad = blocks * size - m
+            u, w, b = (jnp.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1)) for a in theta)
+            chunks = (
+                u.reshape(blocks, size, -1),
+                w.reshape(blocks, size, -1),
+                b.reshape(blocks, size),
+            )
+            total, _ = jax.lax.scan(
+                lambda acc, th: (acc + block_sum(h, th), None), jnp.zeros_like(h), chunks
+            )
+            return h + scale * total
+
+        return jax.checkpoint(step)
 
     def __call__(self, x: Inputs) -> Outputs:
         step = self._step()
