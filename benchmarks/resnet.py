@@ -102,8 +102,17 @@ def problem():
     c = CONFIG
     key_data, key_model = jax.random.split(jax.random.PRNGKey(c.seed))
     data = gf.data.gaussian(key_data, c.n, c.dim, c.dim)
-    model = ResNet(c.dim, c.dim, c.width, c.depth, c.dim, key=key_model,
-                   activation=c.activation, init=c.init, length_scale=c.length_scale)
+    model = ResNet(
+        c.dim,
+        c.dim,
+        c.width,
+        c.depth,
+        c.dim,
+        key=key_model,
+        activation=c.activation,
+        init=c.init,
+        length_scale=c.length_scale,
+    )
     return model, data
 
 
@@ -127,8 +136,20 @@ def gradflow_solve(model, data, target, piece, rtol, atol, controller):
     """The flow until ℓ < target, in pieces of `piece` time units (4 saves each), with the
     experiment's `flow_until`."""
     ts = np.arange(0.0, T_MAX + piece / 8, piece / 4)
-    traj = flow_until(model, data, ts, 4, target, Progress(), "flow", geometry=GEOMETRY,
-                      rtol=rtol, atol=atol, controller=controller, max_steps=1_000_000)
+    traj = flow_until(
+        model,
+        data,
+        ts,
+        4,
+        target,
+        Progress(),
+        "flow",
+        geometry=GEOMETRY,
+        rtol=rtol,
+        atol=atol,
+        controller=controller,
+        max_steps=1_000_000,
+    )
     risk = 2 * np.asarray(traj.loss)
     info = {
         "reached": bool(np.any(risk < target)),
@@ -160,8 +181,17 @@ def flow_state_at(traj, data, t, rtol, atol):
     i = int(np.searchsorted(ts, t, side="right")) - 1
     if np.isclose(ts[i], t, rtol=0, atol=1e-9):
         return traj.at(i)
-    piece = gf.flow(traj.at(i), data, float(t), t0=float(ts[i]), saveat=[float(t)],
-                    geometry=GEOMETRY, rtol=rtol, atol=atol, max_steps=1_000_000)
+    piece = gf.flow(
+        traj.at(i),
+        data,
+        float(t),
+        t0=float(ts[i]),
+        saveat=[float(t)],
+        geometry=GEOMETRY,
+        rtol=rtol,
+        atol=atol,
+        max_steps=1_000_000,
+    )
     return piece.final
 
 
@@ -169,7 +199,9 @@ def first_call_gradflow(*spec) -> dict:
     """Wall time of the first call in a fresh process (imports and problem set-up excluded)."""
     out = subprocess.run(
         [sys.executable, __file__, "--first-call", json.dumps(spec)],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -275,26 +307,42 @@ def rel(a, b) -> float:
 def weights_distance(va, wa, vb, wb) -> float:
     """|(V, W)_a − (V, W)_b| / |(V, W)_b| (Frobenius over all layers); W is dominated by its
     tied initial value, so the distance of the trained change ΔW is also reported."""
-    return rel(np.concatenate([np.ravel(va), np.ravel(wa)]),
-               np.concatenate([np.ravel(vb), np.ravel(wb)]))
+    return rel(
+        np.concatenate([np.ravel(va), np.ravel(wa)]), np.concatenate([np.ravel(vb), np.ravel(wb)])
+    )
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true",
-                    help="development run: PyTorch GD cut at --quick-steps and EXTRAPOLATED")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="development run: PyTorch GD cut at --quick-steps and EXTRAPOLATED",
+    )
     ap.add_argument("--quick-steps", type=int, default=5000)
     ap.add_argument("--repeat", type=int, default=2, help="gradflow repeated calls: best of N")
-    ap.add_argument("--target", type=float, default=TARGET,
-                    help=f"risk ℓ to reach (default {TARGET:g}, the experiment's)")
-    ap.add_argument("--piece", type=float, default=100.0,
-                    help="gradflow checks ℓ after every this many time units (= 100·this steps)")
+    ap.add_argument(
+        "--target",
+        type=float,
+        default=TARGET,
+        help=f"risk ℓ to reach (default {TARGET:g}, the experiment's)",
+    )
+    ap.add_argument(
+        "--piece",
+        type=float,
+        default=100.0,
+        help="gradflow checks ℓ after every this many time units (= 100·this steps)",
+    )
     ap.add_argument("--rtol", type=float, default=CONFIG.rtol)
     ap.add_argument("--atol", type=float, default=CONFIG.atol)
     ap.add_argument("--controller", default="pid", choices=("pid", "integral"))
     ap.add_argument("--check-every", type=int, default=100, help="PyTorch: check ℓ every k steps")
-    ap.add_argument("--threads", type=int, default=None,
-                    help="PyTorch threads (default: the faster of 1 and all cores, measured)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="PyTorch threads (default: the faster of 1 and all cores, measured)",
+    )
     ap.add_argument("--out", default=None, help="also write the markdown summary to this file")
     ap.add_argument("--first-call", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -312,10 +360,14 @@ def main(argv=None):
     load0 = os.getloadavg()
     model, data = problem()
     c = CONFIG
-    log(f"resnet-long benchmark: n={c.n} d=q={c.dim} m={c.width} L={c.depth} {c.init} init, "
-        f"{c.activation}; target ℓ < {target:g}; GD lr={LR} (Δt = 2·lr/L = {DT:g} per step)")
-    log(f"jax {jax.__version__} on {jax.devices()[0].platform}, {cores} cores, "
-        f"{platform.processor() or platform.machine()}, load average {load0}")
+    log(
+        f"resnet-long benchmark: n={c.n} d=q={c.dim} m={c.width} L={c.depth} {c.init} init, "
+        f"{c.activation}; target ℓ < {target:g}; GD lr={LR} (Δt = 2·lr/L = {DT:g} per step)"
+    )
+    log(
+        f"jax {jax.__version__} on {jax.devices()[0].platform}, {cores} cores, "
+        f"{platform.processor() or platform.machine()}, load average {load0}"
+    )
     risk0 = risk_of(model, data)
 
     # ---- PyTorch set-up and the exactness check: torch GD = gradflow's Euler iteration -----
@@ -328,8 +380,10 @@ def main(argv=None):
     threads = min(timings, key=timings.get)
     torch.set_num_threads(threads)
     per_step_32 = torch_time_per_step(torch, model, data, torch.float32)
-    log(f"PyTorch {torch.__version__}: using {threads} thread(s); float32 "
-        f"{per_step_32 * 1e3:.2f} ms/step")
+    log(
+        f"PyTorch {torch.__version__}: using {threads} thread(s); float32 "
+        f"{per_step_32 * 1e3:.2f} ms/step"
+    )
 
     k_check = 300
     gd = TorchGD(torch, model, data, torch.float64)
@@ -337,8 +391,10 @@ def main(argv=None):
     v_t, w_t = gd.weights()
     ref = gf.descent(model, data, k_check, DT, geometry=GEOMETRY, save_every=k_check).final
     exact = weights_distance(v_t, w_t, np.asarray(ref.V), np.asarray(ref.W))
-    log(f"check: PyTorch GD (lr {LR} on ℓ) vs gf.descent (Δt {DT:g} on F, conditional "
-        f"Wasserstein), {k_check} steps: relative weight difference {exact:.1e}")
+    log(
+        f"check: PyTorch GD (lr {LR} on ℓ) vs gf.descent (Δt {DT:g} on F, conditional "
+        f"Wasserstein), {k_check} steps: relative weight difference {exact:.1e}"
+    )
 
     # ---- gradflow -----------------------------------------------------------------------------
     spec = (target, args.piece, args.rtol, args.atol, args.controller)
@@ -355,8 +411,10 @@ def main(argv=None):
     log(f"gradflow repeated (best of {args.repeat}): {rep:.1f} s; {info}")
     t_hit = hitting_time(traj, target)
     n_pred = int(np.ceil(t_hit / DT))
-    log(f"flow reaches ℓ < {target:g} at t = {t_hit:.2f} (interpolated between saves), i.e. GD "
-        f"step {n_pred} by the correspondence t = 2·N·lr/L")
+    log(
+        f"flow reaches ℓ < {target:g} at t = {t_hit:.2f} (interpolated between saves), i.e. GD "
+        f"step {n_pred} by the correspondence t = 2·N·lr/L"
+    )
 
     # ---- PyTorch GD -----------------------------------------------------------------------------
     gd = TorchGD(torch, model, data, torch.float64)
@@ -366,9 +424,11 @@ def main(argv=None):
         seconds_run = t()
         n_gd, gd_seconds = n_pred, seconds_run / done * n_pred
         extrapolated = True
-        log(f"PyTorch GD (QUICK): {done} steps in {seconds_run:.1f} s "
+        log(
+            f"PyTorch GD (QUICK): {done} steps in {seconds_run:.1f} s "
             f"({seconds_run / done * 1e3:.2f} ms/step); EXTRAPOLATED to {n_pred} steps: "
-            f"{gd_seconds:.0f} s")
+            f"{gd_seconds:.0f} s"
+        )
     else:
         max_steps = int(round(info["t_end"] / DT)) * 2  # twice the flow's: GD tracks the flow
         t = Timer()
@@ -376,11 +436,15 @@ def main(argv=None):
         gd_seconds = t()
         extrapolated = False
         if n_gd is None:
-            raise RuntimeError(f"PyTorch GD did not reach ℓ < {target} in {max_steps} steps "
-                               f"(ℓ = {risk_run:.3g}); the flow reached it at step {n_pred}")
-        log(f"PyTorch GD: ℓ < {target:g} at step {n_gd} (ℓ = {risk_run:.3g}); ran {done} steps "
+            raise RuntimeError(
+                f"PyTorch GD did not reach ℓ < {target} in {max_steps} steps "
+                f"(ℓ = {risk_run:.3g}); the flow reached it at step {n_pred}"
+            )
+        log(
+            f"PyTorch GD: ℓ < {target:g} at step {n_gd} (ℓ = {risk_run:.3g}); ran {done} steps "
             f"(checked every {args.check_every}) in {gd_seconds:.1f} s "
-            f"({gd_seconds / done * 1e3:.2f} ms/step)")
+            f"({gd_seconds / done * 1e3:.2f} ms/step)"
+        )
     v_gd, w_gd = gd.weights()
     del gd
 
@@ -398,10 +462,12 @@ def main(argv=None):
         "risk_gd": risk_of(model_gd, data),
         "risk_flow": risk_of(flow_cmp, data),
     }
-    log(f"agreement at step {done} / t = {t_cmp:g}: |Δ(V,W)|/|(V,W)| = {agree['weights']:.2e}, "
+    log(
+        f"agreement at step {done} / t = {t_cmp:g}: |Δ(V,W)|/|(V,W)| = {agree['weights']:.2e}, "
         f"|ΔV|/|V| = {agree['V']:.2e}, |Δ(W − W0)|/|W − W0| = {agree['dW']:.2e}, "
         f"predictions {agree['pred']:.2e}; ℓ_GD = {agree['risk_gd']:.3e}, "
-        f"ℓ_flow = {agree['risk_flow']:.3e}")
+        f"ℓ_flow = {agree['risk_flow']:.3e}"
+    )
     load1 = os.getloadavg()
 
     # ---- summary ------------------------------------------------------------------------------
@@ -410,19 +476,27 @@ def main(argv=None):
     n32 = n_gd * per_step_32
     x = " (EXTRAPOLATED)" if extrapolated else ""
     s = "s" if threads > 1 else ""
-    gd_work = (f"{n_gd} steps{x}" + ("" if extrapolated else f" (ran {done})")
-               + f", {gd_seconds / n_gd * 1e3:.2f} ms/step")
+    gd_work = (
+        f"{n_gd} steps{x}"
+        + ("" if extrapolated else f" (ran {done})")
+        + f", {gd_seconds / n_gd * 1e3:.2f} ms/step"
+    )
     if extrapolated:
-        reached = (f"PyTorch GD was run for {done} steps only; its time is EXTRAPOLATED to the "
-                   f"{n_gd} steps predicted by the flow.")
+        reached = (
+            f"PyTorch GD was run for {done} steps only; its time is EXTRAPOLATED to the "
+            f"{n_gd} steps predicted by the flow."
+        )
     else:
-        reached = (f"PyTorch GD reached it at step {n_gd} (flow time {n_gd * DT:.2f}, "
-                   f"{(n_gd - n_pred) / n_pred:+.2%} from the flow's).")
+        reached = (
+            f"PyTorch GD reached it at step {n_gd} (flow time {n_gd * DT:.2f}, "
+            f"{(n_gd - n_pred) / n_pred:+.2%} from the flow's)."
+        )
     out = [
         f"Run {started} on {cores} cores (load average {load0[0]:.1f} at start, {load1[0]:.1f} "
         f"at end), jax {jax.__version__}, torch {torch.__version__} ({threads} thread{s}, the "
         f"faster of {', '.join(f'{k}: {v * 1e3:.1f}' for k, v in timings.items())} ms/step)"
-        + (". **QUICK run: the PyTorch GD time is EXTRAPOLATED**" if extrapolated else "") + ".",
+        + (". **QUICK run: the PyTorch GD time is EXTRAPOLATED**" if extrapolated else "")
+        + ".",
         "",
         f"Problem: `resnet-long` defaults (n = {c.n}, d = q = {c.dim}, m = {c.width}, "
         f"L = {c.depth}, {c.init} init, exact GELU, seed {c.seed}); ℓ from {risk0:.3g} to "

@@ -56,8 +56,9 @@ def test_gradient_through_the_solve_matches_finite_differences(interpolation):
     for i, k in enumerate(jax.random.split(KEY, 3)):
         dV = jax.random.normal(k, node.V.shape)
         dW = jax.random.normal(jax.random.fold_in(k, 1), node.W.shape)
-        fd = (risk(node.V + eps * dV, node.W + eps * dW)
-              - risk(node.V - eps * dV, node.W - eps * dW)) / (2 * eps)
+        fd = (
+            risk(node.V + eps * dV, node.W + eps * dW) - risk(node.V - eps * dV, node.W - eps * dW)
+        ) / (2 * eps)
         ad = jnp.sum(gV * dV) + jnp.sum(gW * dW)
         assert float(fd) == pytest.approx(float(ad), rel=1e-6, abs=1e-9), i
 
@@ -67,8 +68,15 @@ def test_neural_ode_is_trainable_by_the_flow():
     node = resnet.ode_limit("linear", rtol=1e-9, atol=1e-9)
     assert node.layered and float(gf.objective.trainable_masses(node).V) == 0.25
     data = gf.data.gaussian(KEY, 5, 2, 2)
-    traj = gf.flow(node, data, 1.0, geometry="conditional_wasserstein", saveat=[0.0, 0.5, 1.0],
-                   rtol=1e-7, atol=1e-9)
+    traj = gf.flow(
+        node,
+        data,
+        1.0,
+        geometry="conditional_wasserstein",
+        saveat=[0.0, 0.5, 1.0],
+        rtol=1e-7,
+        atol=1e-9,
+    )
     assert float(traj.loss[-1]) < float(traj.loss[0])
     # the flow of the limit and of the ResNet it interpolates start with the same velocity
     res = gf.flow(resnet, data, 1.0, geometry="conditional_wasserstein", saveat=[0.0, 1.0])

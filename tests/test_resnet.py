@@ -161,16 +161,21 @@ def test_smooth_init_smoothness_and_ode_gap_shrink_like_one_over_depth():
         gaps.append(gf.diagnostics.ode_gap(model, x))
     assert gf.diagnostics.loglog_slope(depths, smooth).slope == pytest.approx(-1, abs=0.15)
     assert gf.diagnostics.loglog_slope(depths, gaps).slope == pytest.approx(-1, abs=0.15)
-    iid = [gf.diagnostics.depth_smoothness(gf.models.ResNet(3, 4, 3, d, 3, key=KEY, init="iid"))
-           .max_diff for d in depths]
+    iid = [
+        gf.diagnostics.depth_smoothness(
+            gf.models.ResNet(3, 4, 3, d, 3, key=KEY, init="iid")
+        ).max_diff
+        for d in depths
+    ]
     assert gf.diagnostics.loglog_slope(depths, iid).slope == pytest.approx(0, abs=0.15)
 
 
 def test_depth_smoothness_along_a_trajectory_is_the_max_over_times():
     model = gf.models.ResNet(2, 3, 2, 4, 2, key=KEY, init="tied")
     data = gf.data.gaussian(KEY, 6, 2, 2)
-    traj = gf.flow(model, data, 2.0, geometry="conditional_wasserstein",
-                   saveat=np.linspace(0, 2, 5))
+    traj = gf.flow(
+        model, data, 2.0, geometry="conditional_wasserstein", saveat=np.linspace(0, 2, 5)
+    )
     along = gf.diagnostics.depth_smoothness(traj)
     each = [gf.diagnostics.depth_smoothness(traj.at(i)).max_diff for i in range(len(traj))]
     np.testing.assert_allclose(along.per_time, each, rtol=1e-12)
@@ -205,14 +210,15 @@ def test_pl_ratio_reads_the_metric_gradient_norm_and_energy_identity_holds():
     model = gf.models.ResNet(2, 3, 4, 4, 2, key=KEY, init="tied")
     data = gf.data.gaussian(KEY, 6, 2, 2)
     ts = np.linspace(0, 1, 2001)
-    traj = gf.flow(model, data, 1.0, geometry="conditional_wasserstein", saveat=ts,
-                   rtol=1e-10, atol=1e-12)
+    traj = gf.flow(
+        model, data, 1.0, geometry="conditional_wasserstein", saveat=ts, rtol=1e-10, atol=1e-12
+    )
     pl = gf.diagnostics.pl_ratio(traj)
     np.testing.assert_allclose(pl.ratio, traj.grad_norm**2 / traj.loss, rtol=1e-12)
     assert pl.min == pytest.approx(float(np.min(pl.ratio)))
     # dF/dt = −|∇F|_G² with the metric norm stored in the trajectory
     dfdt = np.gradient(np.asarray(traj.loss), ts)
-    np.testing.assert_allclose(dfdt[5:-5], -np.asarray(traj.grad_norm[5:-5]) ** 2, rtol=1e-4)
+    np.testing.assert_allclose(dfdt[5:-5], -(np.asarray(traj.grad_norm[5:-5]) ** 2), rtol=1e-4)
 
 
 def test_relu_counter_example_converges_to_the_closed_form():
@@ -223,8 +229,7 @@ def test_relu_counter_example_converges_to_the_closed_form():
     w0 = np.asarray(model.W).reshape(-1)
     np.testing.assert_allclose(w0, [(-1) ** k / (2 * half) for k in range(1, 2 * half + 1)])
     data = gf.Dataset(jnp.array([[1.0]]), jnp.array([[C]]))
-    traj = gf.flow(model, data, 40.0, geometry="conditional_wasserstein", rtol=1e-10,
-                   atol=1e-12)
+    traj = gf.flow(model, data, 40.0, geometry="conditional_wasserstein", rtol=1e-10, atol=1e-12)
     w = np.asarray(traj.final.W).reshape(-1)
     np.testing.assert_array_equal(w[0::2], w0[0::2])  # dead odd layers never move
     np.testing.assert_allclose(w[1::2], w_star, rtol=1e-8)
@@ -237,10 +242,8 @@ def test_ensemble_of_resnets_flows_in_one_solve():
 
     models = [gf.models.ResNet(2, 3, 2, 4, 2, key=KEY, init=i) for i in ("tied", "iid")]
     data = gf.data.gaussian(KEY, 6, 2, 2)
-    traj = gf.flow(stack(models), data, 1.0, geometry="conditional_wasserstein",
-                   saveat=[0.0, 1.0])
-    single = gf.flow(models[1], data, 1.0, geometry="conditional_wasserstein",
-                     saveat=[0.0, 1.0])
+    traj = gf.flow(stack(models), data, 1.0, geometry="conditional_wasserstein", saveat=[0.0, 1.0])
+    single = gf.flow(models[1], data, 1.0, geometry="conditional_wasserstein", saveat=[0.0, 1.0])
     np.testing.assert_allclose(traj.member(1).params.V, single.params.V, atol=1e-9)
     gaps = gf.diagnostics.ode_gaps(traj.at(1), data.x)
     assert gaps.shape == (2,)

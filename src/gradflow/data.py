@@ -35,14 +35,18 @@ class Dataset(eqx.Module):
 
     def __check_init__(self):
         if self.x.ndim != 2 or self.y.ndim != 2:
-            raise ConfigError("data", (self.x.shape, self.y.shape), "x of shape (n, d_in), y (n, d_out)")
+            raise ConfigError(
+                "data", (self.x.shape, self.y.shape), "x of shape (n, d_in), y (n, d_out)"
+            )
         if self.x.shape[0] != self.y.shape[0]:
             raise ConfigError(
                 "data", (self.x.shape, self.y.shape), "x and y with the same number of rows n"
             )
         # Only check concrete arrays: inside jit/vmap the values are tracers.
         if not isinstance(self.x, jax.core.Tracer) and not isinstance(self.y, jax.core.Tracer):
-            if not (np.all(np.isfinite(np.asarray(self.x))) and np.all(np.isfinite(np.asarray(self.y)))):
+            if not (
+                np.all(np.isfinite(np.asarray(self.x))) and np.all(np.isfinite(np.asarray(self.y)))
+            ):
                 raise ConfigError("data", "non-finite entries", "finite x and y")
 
     @property
@@ -67,7 +71,9 @@ class Dataset(eqx.Module):
         check(0.0 < fraction < 1.0, "fraction", fraction, "a number in (0, 1)")
         perm = jax.random.permutation(key, self.n)
         k = int(round(fraction * self.n))
-        return Dataset(self.x[perm[:k]], self.y[perm[:k]]), Dataset(self.x[perm[k:]], self.y[perm[k:]])
+        return Dataset(self.x[perm[:k]], self.y[perm[:k]]), Dataset(
+            self.x[perm[k:]], self.y[perm[k:]]
+        )
 
 
 def _orthonormal_columns(key, rows: int, cols: int) -> Array:
@@ -111,7 +117,12 @@ def linear_teacher(
         list(s),
         f"between 1 and min(in_dim, out_dim) = {min(in_dim, out_dim)} values",
     )
-    check(bool(np.all(np.isfinite(s)) and np.all(s > 0)), "singular_values", list(s), "positive finite numbers")
+    check(
+        bool(np.all(np.isfinite(s)) and np.all(s > 0)),
+        "singular_values",
+        list(s),
+        "positive finite numbers",
+    )
     if whiten:
         check(n >= in_dim, "n", n, f"n ≥ in_dim = {in_dim} to whiten the inputs")
     kx, ku, kv = jax.random.split(key, 3)
@@ -184,8 +195,9 @@ def teacher(
     x = jax.random.normal(kx, (n, in_dim))
     if kind == "ode":
         dim = max(in_dim, out_dim)
-        net = ResNet(in_dim, dim, width, 32, out_dim, key=kt, init="smooth",
-                     length_scale=length_scale)
+        net = ResNet(
+            in_dim, dim, width, 32, out_dim, key=kt, init="smooth", length_scale=length_scale
+        )
         y = eqx.filter_jit(lambda m, x: m(x))(net.ode_limit(), x)
     else:
         kv, kw = jax.random.split(kt)
@@ -222,8 +234,12 @@ def digits(key=None, dim: int | None = None, targets: str = "onehot") -> Dataset
     std = x.std(axis=0)
     x = (x - x.mean(axis=0)) / np.where(std > 0, std, 1.0)
     if dim is not None:
-        check(isinstance(dim, int | np.integer) and 1 <= dim <= 64, "dim", dim,
-              "an integer between 1 and 64 (the number of pixels)")
+        check(
+            isinstance(dim, int | np.integer) and 1 <= dim <= 64,
+            "dim",
+            dim,
+            "an integer between 1 and 64 (the number of pixels)",
+        )
         _, s, vt = np.linalg.svd(x, full_matrices=False)
         x = x @ vt[:dim].T / (s[:dim] / np.sqrt(x.shape[0]))
     if targets == "onehot":

@@ -120,8 +120,24 @@ def _finite_prefix(loss: np.ndarray) -> int:
 
 @eqx.filter_jit
 def _flow_solve(
-    params, static, masses, metric_masses, stats, ts, t0, t1, rtol, atol, l2, geometry, solver,
-    max_steps, progress, is_ensemble, pcoeff, icoeff,
+    params,
+    static,
+    masses,
+    metric_masses,
+    stats,
+    ts,
+    t0,
+    t1,
+    rtol,
+    atol,
+    l2,
+    geometry,
+    solver,
+    max_steps,
+    progress,
+    is_ensemble,
+    pcoeff,
+    icoeff,
 ):
     vg = value_and_grad(static, masses, l2)
 
@@ -224,8 +240,12 @@ def flow(
     check(np.isfinite(t1) and t1 > t0, "t1", t1, f"a finite number > t0 = {t0}")
     check(np.isfinite(rtol) and rtol > 0, "rtol", rtol, "a positive number")
     check(np.isfinite(atol) and atol > 0, "atol", atol, "a positive number")
-    check(isinstance(max_steps, int | np.integer) and max_steps >= 1, "max_steps", max_steps,
-          "a positive integer")
+    check(
+        isinstance(max_steps, int | np.integer) and max_steps >= 1,
+        "max_steps",
+        max_steps,
+        "a positive integer",
+    )
     check_choice("controller", controller, ("integral", "pid"))
     if isinstance(solver, str):
         check_choice("solver", solver, SOLVERS)
@@ -239,8 +259,11 @@ def flow(
     else:
         ts = np.asarray(saveat, dtype=float).reshape(-1)
         check(
-            ts.size >= 1 and np.all(np.isfinite(ts)) and np.all(np.diff(ts) > 0)
-            and ts[0] >= t0 and ts[-1] <= t1,
+            ts.size >= 1
+            and np.all(np.isfinite(ts))
+            and np.all(np.diff(ts) > 0)
+            and ts[0] >= t0
+            and ts[-1] <= t1,
             "saveat",
             f"{ts.size} times in [{ts.min() if ts.size else None}, {ts.max() if ts.size else None}]",
             f"increasing finite times within [t0, t1] = [{t0}, {t1}]",
@@ -251,9 +274,24 @@ def flow(
     pcoeff, icoeff = (0.0, 1.0) if controller == "integral" else (0.3, 0.3)
     f64 = lambda v: jnp.asarray(v, dtype=float)
     ys, loss, gnorm, steps, accepted, rejected, result, _ = _flow_solve(
-        params, static, masses, metric_masses, stats, f64(ts), f64(t0), f64(t1), f64(rtol),
-        f64(atol), f64(l2), geometry, solver, int(max_steps), bool(progress), is_ensemble,
-        pcoeff, icoeff,
+        params,
+        static,
+        masses,
+        metric_masses,
+        stats,
+        f64(ts),
+        f64(t0),
+        f64(t1),
+        f64(rtol),
+        f64(atol),
+        f64(l2),
+        geometry,
+        solver,
+        int(max_steps),
+        bool(progress),
+        is_ensemble,
+        pcoeff,
+        icoeff,
     )
     steps_np = np.asarray(steps)
     stats_out = {
@@ -309,8 +347,21 @@ def _raise_if_failed(traj: Trajectory, result: np.ndarray, steps: np.ndarray, ma
 
 @eqx.filter_jit
 def _descent_run(
-    params, static, masses, metric_masses, stats, lr, l2, geometry, optimizer_name, optimizer,
-    n_chunks, save_every, remainder, progress, is_ensemble,
+    params,
+    static,
+    masses,
+    metric_masses,
+    stats,
+    lr,
+    l2,
+    geometry,
+    optimizer_name,
+    optimizer,
+    n_chunks,
+    save_every,
+    remainder,
+    progress,
+    is_ensemble,
 ):
     vg = value_and_grad(static, masses, l2)
     metrics = _metrics(static, masses, metric_masses, geometry, l2, stats)
@@ -410,23 +461,48 @@ def descent(
         raise ConfigError("optimizer", optimizer, "one of " + ", ".join(map(repr, OPTIMIZERS)))
     if save_every is None:
         save_every = max(1, steps // 200)
-    check(isinstance(save_every, int | np.integer) and save_every >= 1, "save_every", save_every,
-          "a positive integer")
+    check(
+        isinstance(save_every, int | np.integer) and save_every >= 1,
+        "save_every",
+        save_every,
+        "a positive integer",
+    )
     save_every = min(int(save_every), int(steps))
     n_chunks, remainder = divmod(int(steps), save_every)
     is_ensemble, geometry, params, static, masses, metric_masses, stats = _prepare(
         model, data, geometry, l2
     )
     ys, loss, gnorm = _descent_run(
-        params, static, masses, metric_masses, stats, jnp.asarray(lr, dtype=float),
-        jnp.asarray(l2, dtype=float), geometry, name, opt_obj, n_chunks, save_every, remainder,
-        bool(progress), is_ensemble,
+        params,
+        static,
+        masses,
+        metric_masses,
+        stats,
+        jnp.asarray(lr, dtype=float),
+        jnp.asarray(l2, dtype=float),
+        geometry,
+        name,
+        opt_obj,
+        n_chunks,
+        save_every,
+        remainder,
+        bool(progress),
+        is_ensemble,
     )
     step_idx = np.concatenate([np.arange(n_chunks + 1) * save_every, [steps] if remainder else []])
     stats_out = {"num_steps": int(steps), "function_evaluations": int(steps)}
-    info = {"kind": "descent", "optimizer": name, "geometry": geometry.name, "lr": float(lr),
-            "l2": float(l2), "steps": int(steps), "save_every": int(save_every), "t1": float(steps * lr)}
-    traj = Trajectory(jnp.asarray(step_idx * lr), ys, static, loss, gnorm, metric_masses,
-                      stats_out, info)
+    info = {
+        "kind": "descent",
+        "optimizer": name,
+        "geometry": geometry.name,
+        "lr": float(lr),
+        "l2": float(l2),
+        "steps": int(steps),
+        "save_every": int(save_every),
+        "t1": float(steps * lr),
+    }
+    traj = Trajectory(
+        jnp.asarray(step_idx * lr), ys, static, loss, gnorm, metric_masses, stats_out, info
+    )
     _raise_if_failed(traj, np.zeros(1), np.zeros(1), 1)
     return traj

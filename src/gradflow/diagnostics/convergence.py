@@ -83,8 +83,14 @@ def loglog_slope(xs, ys) -> Slope:
     """
     x = np.asarray(xs, dtype=float).reshape(-1)
     y = np.asarray(ys, dtype=float).reshape(-1)
-    ok = (x.size == y.size and x.size >= 2 and np.all(np.isfinite(x)) and np.all(np.isfinite(y))
-          and np.all(x > 0) and np.all(y > 0))
+    ok = (
+        x.size == y.size
+        and x.size >= 2
+        and np.all(np.isfinite(x))
+        and np.all(np.isfinite(y))
+        and np.all(x > 0)
+        and np.all(y > 0)
+    )
     check(ok, "xs, ys", (list(x), list(y)), "two equal-length lists of ≥ 2 positive finite numbers")
     lx, ly = np.log(x), np.log(y)
     sxx = np.sum((lx - lx.mean()) ** 2)

@@ -128,8 +128,10 @@ def critical_points(data, widths, tol: float | None = None, subsets=None) -> lis
     else:
         subsets = [tuple(sorted(int(j) for j in m)) for m in subsets]
         check(
-            all(len(m) <= top and len(set(m)) == len(m) and all(0 <= j < r for j in m)
-                for m in subsets),
+            all(
+                len(m) <= top and len(set(m)) == len(m) and all(0 <= j < r for j in m)
+                for m in subsets
+            ),
             "subsets",
             subsets,
             f"sets of at most {top} distinct mode indices in 0..{r - 1}",

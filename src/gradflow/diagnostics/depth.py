@@ -77,7 +77,9 @@ def _layer_weights(model) -> dict[str, Array]:
         return model
     if not hasattr(model, "layer_weights"):
         raise ConfigError(
-            "model", type(model).__name__, "a layered model with layer_weights() (ResNet, NeuralODE)"
+            "model",
+            type(model).__name__,
+            "a layered model with layer_weights() (ResNet, NeuralODE)",
         )
     return model.layer_weights()
 
@@ -105,8 +107,15 @@ def depth_smoothness(model_or_trajectory) -> DepthSmoothness:
         i = int(np.argmax(per_time))
         aggregate = float(np.sqrt((total**2).sum(axis=1)).max())
         leaves = {k: float(np.asarray(v).max()) for k, v in per_leaf.items()}
-        return DepthSmoothness(float(per_time[i]), float(depth * per_time[i]), aggregate, depth,
-                               total[i], per_time, leaves)
+        return DepthSmoothness(
+            float(per_time[i]),
+            float(depth * per_time[i]),
+            aggregate,
+            depth,
+            total[i],
+            per_time,
+            leaves,
+        )
     weights = _layer_weights(model_or_trajectory)
     depth = next(iter(weights.values())).shape[0]
     if depth == 1:
@@ -115,7 +124,12 @@ def depth_smoothness(model_or_trajectory) -> DepthSmoothness:
     total = np.asarray(total)
     max_diff = float(total.max())
     return DepthSmoothness(
-        max_diff, depth * max_diff, float(np.sqrt((total**2).sum())), depth, total, None,
+        max_diff,
+        depth * max_diff,
+        float(np.sqrt((total**2).sum())),
+        depth,
+        total,
+        None,
         {k: float(np.asarray(v).max()) for k, v in per_leaf.items()},
     )
 

@@ -134,13 +134,21 @@ def run_experiment(
             err.trajectory.save_metrics(folder / "metrics.parquet")
         write_json(
             folder / "summary.json",
-            {"experiment": name, "status": "failed", "error": f"{type(err).__name__}: {err}",
-             "wall_time_s": time.perf_counter() - start},
+            {
+                "experiment": name,
+                "status": "failed",
+                "error": f"{type(err).__name__}: {err}",
+                "wall_time_s": time.perf_counter() - start,
+            },
         )
         write_report(folder)
         raise
-    summary = {"experiment": name, "status": "ok", **result.summary,
-               "wall_time_s": time.perf_counter() - start}
+    summary = {
+        "experiment": name,
+        "status": "ok",
+        **result.summary,
+        "wall_time_s": time.perf_counter() - start,
+    }
     result.summary = summary
     write_json(folder / "summary.json", summary)
     if result.metrics is not None:

@@ -56,8 +56,9 @@ def concat(trajs: list[Trajectory]) -> Trajectory:
     axis = 0 if first.ensemble_size is None else 1
 
     def cat(arrays, ax):
-        pieces = [arrays[0]] + [jnp.take(a, jnp.arange(1, a.shape[ax]), axis=ax)
-                                for a in arrays[1:]]
+        pieces = [arrays[0]] + [
+            jnp.take(a, jnp.arange(1, a.shape[ax]), axis=ax) for a in arrays[1:]
+        ]
         return jnp.concatenate(pieces, axis=ax)
 
     params = jtu.tree_map(lambda *a: cat(a, axis), *[t.params for t in trajs])
@@ -70,10 +71,14 @@ def concat(trajs: list[Trajectory]) -> Trajectory:
             stats[key] = np.sum(np.asarray(values), axis=0).tolist()
     info = {**trajs[-1].info, "t0": first.info.get("t0"), "pieces": len(trajs)}
     return Trajectory(
-        cat([t.ts for t in trajs], 0), params, first.static,
+        cat([t.ts for t in trajs], 0),
+        params,
+        first.static,
         cat([t.loss for t in trajs], first.loss.ndim - 1),
         cat([t.grad_norm for t in trajs], first.loss.ndim - 1),
-        first.masses, stats, info,
+        first.masses,
+        stats,
+        info,
     )
 
 
@@ -88,10 +93,19 @@ def flow_saved(model, data, ts, chunk: int, advance=None, on_piece=None, **kwarg
     check(n % chunk == 0, "chunk", chunk, f"a divisor of the number of save intervals {n}")
     pieces = []
     for j in range(0, n, chunk):
-        piece = flow(model, data, float(ts[j + chunk]), t0=float(ts[j]),
-                     saveat=ts[j : j + chunk + 1], **kwargs)
-        model = Ensemble(piece.at(len(piece) - 1), model.size) if isinstance(model, Ensemble) \
+        piece = flow(
+            model,
+            data,
+            float(ts[j + chunk]),
+            t0=float(ts[j]),
+            saveat=ts[j : j + chunk + 1],
+            **kwargs,
+        )
+        model = (
+            Ensemble(piece.at(len(piece) - 1), model.size)
+            if isinstance(model, Ensemble)
             else piece.final
+        )
         if on_piece is not None:
             piece = on_piece(piece)
         pieces.append(piece)
@@ -100,8 +114,9 @@ def flow_saved(model, data, ts, chunk: int, advance=None, on_piece=None, **kwarg
     return concat(pieces)
 
 
-def memory_chunk(saves: int, layers: int, members: int, n: int, dim: int, width: int,
-                 budget: float = 2.5e9) -> int:
+def memory_chunk(
+    saves: int, layers: int, members: int, n: int, dim: int, width: int, budget: float = 2.5e9
+) -> int:
     """The largest divisor of `saves` whose saved states and their metrics (≈ 8 bytes ×
     n(3q + 2m) per layer, member and save, for the backward pass) fit in `budget` bytes."""
     per_save = 8.0 * layers * members * n * (3 * dim + 2 * width)
@@ -114,8 +129,12 @@ def slope_entry(xs, ys) -> dict:
     xs, ys = np.asarray(xs, float), np.asarray(ys, float)
     keep = (ys > 0) & np.isfinite(ys)
     if keep.sum() < 2:
-        return {"slope": None, "stderr": None, "points": int(keep.sum()),
-                "reason": "fewer than two positive values (e.g. exactly zero differences)"}
+        return {
+            "slope": None,
+            "stderr": None,
+            "points": int(keep.sum()),
+            "reason": "fewer than two positive values (e.g. exactly zero differences)",
+        }
     fit = dg.loglog_slope(xs[keep], ys[keep])
     return {"slope": fit.slope, "stderr": fit.stderr, "points": fit.n}
 
@@ -203,12 +222,21 @@ class DepthConfig(ExperimentConfig):
         super().validate()
         for name in ("n", "dim", "width", "saves", "reference_factor", "fit_min_depth"):
             _check_positive(name, getattr(self, name))
-        check(len(self.depths) >= 2 and all(isinstance(d, int) and d >= 1 for d in self.depths)
-              and len(set(self.depths)) == len(self.depths), "depths", self.depths,
-              "at least two distinct positive integers")
+        check(
+            len(self.depths) >= 2
+            and all(isinstance(d, int) and d >= 1 for d in self.depths)
+            and len(set(self.depths)) == len(self.depths),
+            "depths",
+            self.depths,
+            "at least two distinct positive integers",
+        )
         _check_inits("inits", self.inits)
-        check(all(i in self.inits for i in self.reference_inits), "reference_inits",
-              self.reference_inits, f"a subset of inits {self.inits}")
+        check(
+            all(i in self.inits for i in self.reference_inits),
+            "reference_inits",
+            self.reference_inits,
+            f"a subset of inits {self.inits}",
+        )
         check_choice("activation", self.activation, ACTIVATIONS)
         _check_positive("length_scale", self.length_scale, integer=False)
         _check_positive("horizon", self.horizon, integer=False)
@@ -236,9 +264,17 @@ def run_depth(config: DepthConfig, progress: Progress) -> Result:
     solve = dict(geometry=GEOMETRY, rtol=config.rtol, atol=config.atol)
 
     def network(depth, init):
-        return ResNet(config.dim, config.dim, config.width, depth, config.dim, key=key_model,
-                      activation=config.activation, init=init,
-                      length_scale=config.length_scale)
+        return ResNet(
+            config.dim,
+            config.dim,
+            config.width,
+            depth,
+            config.dim,
+            key=key_model,
+            activation=config.activation,
+            init=init,
+            length_scale=config.length_scale,
+        )
 
     rows = []
     kept = {}  # (init, depth) -> weights at the saved times, for the distance to the reference
@@ -249,8 +285,9 @@ def run_depth(config: DepthConfig, progress: Progress) -> Result:
             models = [network(depth, init) for init in inits]
             ens = stack(models)
             gaps0 = dg.ode_gaps(ens, data.x)
-            chunk = memory_chunk(config.saves, depth, len(inits), config.n, config.dim,
-                                 config.width)
+            chunk = memory_chunk(
+                config.saves, depth, len(inits), config.n, config.dim, config.width
+            )
             with progress.task(f"  L={depth}: flow", total=config.saves // chunk) as advance:
                 traj = flow_saved(ens, data, ts, chunk, advance, **solve)
             gaps = dg.ode_gaps(traj.at(len(traj) - 1), data.x)
@@ -259,26 +296,35 @@ def run_depth(config: DepthConfig, progress: Progress) -> Result:
                 at0 = dg.depth_smoothness(models[e])
                 along = dg.depth_smoothness(member)
                 final = dg.depth_smoothness(member.final)
-                rows.append({
-                    "init": init, "depth": depth,
-                    "smoothness_init": at0.max_diff, "smoothness_trained": along.max_diff,
-                    "smoothness_final": final.max_diff,
-                    "smoothness_trained_scaled": along.scaled,
-                    "aggregate_trained": along.aggregate,
-                    "ode_gap_init": float(gaps0[e]), "ode_gap_trained": float(gaps[e]),
-                    "loss_init": float(member.loss[0]), "loss_final": float(member.loss[-1]),
-                    "solver_steps": int(np.asarray(traj.stats["num_steps"])[e]),
-                })
+                rows.append(
+                    {
+                        "init": init,
+                        "depth": depth,
+                        "smoothness_init": at0.max_diff,
+                        "smoothness_trained": along.max_diff,
+                        "smoothness_final": final.max_diff,
+                        "smoothness_trained_scaled": along.scaled,
+                        "aggregate_trained": along.aggregate,
+                        "ode_gap_init": float(gaps0[e]),
+                        "ode_gap_trained": float(gaps[e]),
+                        "loss_init": float(member.loss[0]),
+                        "loss_final": float(member.loss[-1]),
+                        "solver_steps": int(np.asarray(traj.stats["num_steps"])[e]),
+                    }
+                )
                 if init in config.reference_inits:
-                    kept[(init, depth)] = {k: np.asarray(v) for k, v in
-                                           member.models.layer_weights().items()}
+                    kept[(init, depth)] = {
+                        k: np.asarray(v) for k, v in member.models.layer_weights().items()
+                    }
             if depth == 64 or (example is None and depth == depths[-1]):
                 example = traj.member(0)
             progress.log(
-                f"resnet-depth L={depth}: " + ", ".join(
+                f"resnet-depth L={depth}: "
+                + ", ".join(
                     f"{r['init']} max|ΔZ|={r['smoothness_trained']:.3g} gap={r['ode_gap_trained']:.3g}"
-                    for r in rows[-len(inits):]
-                ) + f" ({time.perf_counter() - start:.1f}s)"
+                    for r in rows[-len(inits) :]
+                )
+                + f" ({time.perf_counter() - start:.1f}s)"
             )
             advance_depth()
 
@@ -288,8 +334,9 @@ def run_depth(config: DepthConfig, progress: Progress) -> Result:
         distances = {init: np.zeros((len(depths), len(ts))) for init in ref_inits}
         if ref_inits:
             ref_models = stack([network(ref_depth, init) for init in ref_inits])
-            chunk = memory_chunk(config.saves, ref_depth, len(ref_inits), config.n, config.dim,
-                                 config.width)
+            chunk = memory_chunk(
+                config.saves, ref_depth, len(ref_inits), config.n, config.dim, config.width
+            )
             done = [0]
 
             def measure(piece):
@@ -298,16 +345,18 @@ def run_depth(config: DepthConfig, progress: Progress) -> Result:
                     if i == 0 and j > 0:
                         continue  # the start of a piece repeats the end of the previous one
                     for e, init in enumerate(ref_inits):
-                        ref = {k: np.asarray(v[e, i]) for k, v in
-                               piece.models.layer_weights().items()}
+                        ref = {
+                            k: np.asarray(v[e, i]) for k, v in piece.models.layer_weights().items()
+                        }
                         for a, depth in enumerate(depths):
                             net = {k: v[j] for k, v in kept[(init, depth)].items()}
                             distances[init][a, j] = dg.depth_distance(net, ref)
                 done[0] += len(piece) - 1
                 return piece.truncate(1)  # the reference's states are not kept
 
-            with progress.task(f"  reference L={ref_depth}: flow",
-                               total=config.saves // chunk) as advance:
+            with progress.task(
+                f"  reference L={ref_depth}: flow", total=config.saves // chunk
+            ) as advance:
                 flow_saved(ref_models, data, ts, chunk, advance, on_piece=measure, **solve)
         advance_depth()
 
@@ -332,7 +381,8 @@ def run_depth(config: DepthConfig, progress: Progress) -> Result:
         }
         if init in ref_inits:
             entry["distance_to_reference_final"] = slope_entry(
-                sub.depth, sub.distance_to_reference_final)
+                sub.depth, sub.distance_to_reference_final
+            )
         slopes[init] = entry
 
     def s(init, key):
@@ -342,20 +392,26 @@ def run_depth(config: DepthConfig, progress: Progress) -> Result:
     for init in ("tied", "smooth"):
         if init in inits:
             acceptance[f"{init}_trained_smoothness_slope_within_-1±0.15"] = within(
-                s(init, "smoothness_trained"), -1, 0.15)
+                s(init, "smoothness_trained"), -1, 0.15
+            )
             acceptance[f"{init}_trained_ode_gap_slope_within_-1±0.15"] = within(
-                s(init, "ode_gap_trained"), -1, 0.15)
+                s(init, "ode_gap_trained"), -1, 0.15
+            )
     if "smooth" in inits:
         acceptance["smooth_init_smoothness_slope_within_-1±0.15"] = within(
-            s("smooth", "smoothness_init"), -1, 0.15)
+            s("smooth", "smoothness_init"), -1, 0.15
+        )
         acceptance["smooth_init_ode_gap_slope_within_-1±0.15"] = within(
-            s("smooth", "ode_gap_init"), -1, 0.15)
+            s("smooth", "ode_gap_init"), -1, 0.15
+        )
     if "tied" in inits:
         acceptance["tied_init_differences_exactly_zero"] = bool(
-            (frame[frame.init == "tied"].smoothness_init == 0).all())
+            (frame[frame.init == "tied"].smoothness_init == 0).all()
+        )
     if "iid" in inits:
         acceptance["iid_trained_smoothness_slope_within_0±0.15"] = within(
-            s("iid", "smoothness_trained"), 0, 0.15)
+            s("iid", "smoothness_trained"), 0, 0.15
+        )
 
     summary = {
         "geometry": GEOMETRY,
@@ -375,18 +431,22 @@ def run_depth(config: DepthConfig, progress: Progress) -> Result:
         "per_depth": {
             init: {
                 col: frame[frame.init == init].sort_values("depth")[col].tolist()
-                for col in frame.columns if col not in ("init",)
+                for col in frame.columns
+                if col not in ("init",)
             }
             for init in inits
         },
         "distance_to_reference_vs_t": {
             "t": ts.tolist(),
-            **{init: {str(d): distances[init][a].tolist() for a, d in enumerate(depths)}
-               for init in ref_inits},
+            **{
+                init: {str(d): distances[init][a].tolist() for a, d in enumerate(depths)}
+                for init in ref_inits
+            },
         },
     }
-    figures, captions = _depth_figures(frame, slopes, inits, ref_inits, depths, ts, distances,
-                                       fit, example, ref_depth)
+    figures, captions = _depth_figures(
+        frame, slopes, inits, ref_inits, depths, ts, distances, fit, example, ref_depth
+    )
     notes = (
         "Each network is flowed (adaptive Tsit5, conditional-Wasserstein geometry = the paper's "
         "flow with time scaled by L) on [0, T]; the flow rather than gradient descent because the "
@@ -398,12 +458,17 @@ def run_depth(config: DepthConfig, progress: Progress) -> Result:
         "Beware: the aggregate Frobenius norm over layers (the official script's quantity) "
         "scales as L^{-1/2}. " + UNITS
     )
-    return Result(summary=summary, metrics=frame, trajectory=example, figures=figures,
-                  captions=captions, notes=notes)
+    return Result(
+        summary=summary,
+        metrics=frame,
+        trajectory=example,
+        figures=figures,
+        captions=captions,
+        notes=notes,
+    )
 
 
-def _depth_figures(frame, slopes, inits, ref_inits, depths, ts, distances, fit, example,
-                   ref_depth):
+def _depth_figures(frame, slopes, inits, ref_inits, depths, ts, distances, fit, example, ref_depth):
     import matplotlib.colors as mcolors
 
     figures, captions = {}, {}
@@ -412,15 +477,31 @@ def _depth_figures(frame, slopes, inits, ref_inits, depths, ts, distances, fit, 
         sub = frame[frame.init == init].sort_values("depth")
         c = INIT_COLORS.get(init)
         sl = slopes[init]["smoothness_trained"]["slope"]
-        axes[0, 0].loglog(sub.depth, sub.smoothness_trained, "o-", color=c,
-                          label=f"{init}, trained (slope {sl:.2f})" if sl is not None else init)
+        axes[0, 0].loglog(
+            sub.depth,
+            sub.smoothness_trained,
+            "o-",
+            color=c,
+            label=f"{init}, trained (slope {sl:.2f})" if sl is not None else init,
+        )
         if (sub.smoothness_init > 0).all():
             sl0 = slopes[init]["smoothness_init"]["slope"]
-            axes[0, 0].loglog(sub.depth, sub.smoothness_init, "o--", mfc="none", color=c,
-                              label=f"{init}, init (slope {sl0:.2f})")
+            axes[0, 0].loglog(
+                sub.depth,
+                sub.smoothness_init,
+                "o--",
+                mfc="none",
+                color=c,
+                label=f"{init}, init (slope {sl0:.2f})",
+            )
         sla = slopes[init]["aggregate_frobenius_trained"]["slope"]
-        axes[0, 1].loglog(sub.depth, sub.aggregate_trained, "s-", color=c,
-                          label=f"{init} (slope {sla:.2f})" if sla is not None else init)
+        axes[0, 1].loglog(
+            sub.depth,
+            sub.aggregate_trained,
+            "s-",
+            color=c,
+            label=f"{init} (slope {sla:.2f})" if sla is not None else init,
+        )
     d = np.asarray(depths, float)
     for ax, p, name in ((axes[0, 0], -1, "L^{-1}"), (axes[0, 1], -0.5, "L^{-1/2}")):
         y = frame[frame.init == inits[0]].sort_values("depth")
@@ -448,12 +529,23 @@ def _depth_figures(frame, slopes, inits, ref_inits, depths, ts, distances, fit, 
         sub = frame[frame.init == init].sort_values("depth")
         c = INIT_COLORS.get(init)
         sl = slopes[init]["ode_gap_trained"]["slope"]
-        ax.loglog(sub.depth, sub.ode_gap_trained, "o-", color=c,
-                  label=f"{init}, trained (slope {sl:.2f})" if sl is not None else init)
+        ax.loglog(
+            sub.depth,
+            sub.ode_gap_trained,
+            "o-",
+            color=c,
+            label=f"{init}, trained (slope {sl:.2f})" if sl is not None else init,
+        )
         if (sub.ode_gap_init > 0).all():
             sl0 = slopes[init]["ode_gap_init"]["slope"]
-            ax.loglog(sub.depth, sub.ode_gap_init, "o--", mfc="none", color=c,
-                      label=f"{init}, init (slope {sl0:.2f})")
+            ax.loglog(
+                sub.depth,
+                sub.ode_gap_init,
+                "o--",
+                mfc="none",
+                color=c,
+                label=f"{init}, init (slope {sl0:.2f})",
+            )
     ax.set_xlabel("depth L")
     ax.set_ylabel(r"$\max_i |f_L(x_i) - f_{ODE}(x_i)|$")
     ax.set_title("distance to the neural-ODE limit")
@@ -473,9 +565,14 @@ def _depth_figures(frame, slopes, inits, ref_inits, depths, ts, distances, fit, 
             dist = distances[init]
             positive = dist[dist > 0]
             vmin = positive.min() if positive.size else 1e-12
-            mesh = ax.pcolormesh(ts, np.arange(len(depths)), np.maximum(dist, vmin),
-                                 norm=mcolors.LogNorm(vmin=vmin, vmax=dist.max()),
-                                 shading="nearest", cmap="viridis")
+            mesh = ax.pcolormesh(
+                ts,
+                np.arange(len(depths)),
+                np.maximum(dist, vmin),
+                norm=mcolors.LogNorm(vmin=vmin, vmax=dist.max()),
+                shading="nearest",
+                cmap="viridis",
+            )
             ax.set_yticks(np.arange(len(depths)), [str(x) for x in depths])
             ax.set_xlabel("training time t")
             ax.set_ylabel("depth L")
@@ -483,9 +580,13 @@ def _depth_figures(frame, slopes, inits, ref_inits, depths, ts, distances, fit, 
             fig.colorbar(mesh, ax=ax)
             sub = frame[frame.init == init].sort_values("depth")
             sl = slopes[init]["distance_to_reference_final"]["slope"]
-            axes[0, -1].loglog(sub.depth, sub.distance_to_reference_final, "o-",
-                               color=INIT_COLORS.get(init),
-                               label=f"{init} at T (slope {sl:.2f})" if sl is not None else init)
+            axes[0, -1].loglog(
+                sub.depth,
+                sub.distance_to_reference_final,
+                "o-",
+                color=INIT_COLORS.get(init),
+                label=f"{init} at T (slope {sl:.2f})" if sl is not None else init,
+            )
         axes[0, -1].set_xlabel("depth L")
         axes[0, -1].set_ylabel(r"$(\int_0^1 |Z^L(s)-Z^{ref}(s)|^2 ds)^{1/2}$ at T")
         axes[0, -1].grid(True, which="both", alpha=0.3)
@@ -507,10 +608,12 @@ def _depth_figures(frame, slopes, inits, ref_inits, depths, ts, distances, fit, 
             color = cmap(i / max(1, len(example) - 1))
             for a, b in ((0, 0), (1, 2), (3, 1)):
                 axes[0, 0].plot(s, weights["V"][i, :, a, b], color=color, lw=1)
-                axes[0, 1].plot(s, weights["W"][i, :, b, a] - weights["W"][0, :, b, a],
-                                color=color, lw=1)
-        axes[0, 0].set_title(f"tied init, L = {depth}: entries of V_k (lighter = later)",
-                             fontsize=10)
+                axes[0, 1].plot(
+                    s, weights["W"][i, :, b, a] - weights["W"][0, :, b, a], color=color, lw=1
+                )
+        axes[0, 0].set_title(
+            f"tied init, L = {depth}: entries of V_k (lighter = later)", fontsize=10
+        )
         axes[0, 1].set_title("entries of W_k − W_k(0)", fontsize=10)
         for ax in axes[0]:
             ax.set_xlabel("layer s = k/L")
@@ -569,12 +672,12 @@ class LongConfig(ExperimentConfig):
             _check_positive(name, getattr(self, name))
         check_choice("init", self.init, INITS)
         check_choice("activation", self.activation, ACTIVATIONS)
-        for name in ("length_scale", "target_risk", "t_first", "t_max", "rtol", "atol",
-                     "paper_lr"):
+        for name in ("length_scale", "target_risk", "t_first", "t_max", "rtol", "atol", "paper_lr"):
             _check_positive(name, getattr(self, name), integer=False)
         check(self.t_max > self.t_first, "t_max", self.t_max, f"a time > t_first = {self.t_first}")
-        check(self.saves % self.piece == 0, "piece", self.piece,
-              f"a divisor of saves = {self.saves}")
+        check(
+            self.saves % self.piece == 0, "piece", self.piece, f"a divisor of saves = {self.saves}"
+        )
         validate_quick(self, QUICK_LONG)
 
 
@@ -590,8 +693,14 @@ def flow_until(model, data, ts, piece, target, progress, label, **kwargs):
     n = len(ts) - 1
     with progress.task(label, total=n // piece) as advance:
         for j in range(0, n, piece):
-            p = flow(model, data, float(ts[j + piece]), t0=float(ts[j]),
-                     saveat=ts[j : j + piece + 1], **kwargs)
+            p = flow(
+                model,
+                data,
+                float(ts[j + piece]),
+                t0=float(ts[j]),
+                saveat=ts[j : j + piece + 1],
+                **kwargs,
+            )
             pieces.append(p)
             model = p.final
             advance()
@@ -610,14 +719,31 @@ def run_long(config: LongConfig, progress: Progress) -> Result:
     config = apply_quick(config, QUICK_LONG)
     key_data, key_model = jax.random.split(jax.random.PRNGKey(config.seed))
     data = gaussian(key_data, config.n, config.dim, config.dim)
-    model = ResNet(config.dim, config.dim, config.width, config.depth, config.dim, key=key_model,
-                   activation=config.activation, init=config.init,
-                   length_scale=config.length_scale)
+    model = ResNet(
+        config.dim,
+        config.dim,
+        config.width,
+        config.depth,
+        config.dim,
+        key=key_model,
+        activation=config.activation,
+        init=config.init,
+        length_scale=config.length_scale,
+    )
     ts = np.concatenate([[0.0], np.geomspace(config.t_first, config.t_max, config.saves)])
     start = time.perf_counter()
-    traj = flow_until(model, data, ts, config.piece, config.target_risk, progress,
-                      "resnet-long: flow", geometry=GEOMETRY, rtol=config.rtol,
-                      atol=config.atol)
+    traj = flow_until(
+        model,
+        data,
+        ts,
+        config.piece,
+        config.target_risk,
+        progress,
+        "resnet-long: flow",
+        geometry=GEOMETRY,
+        rtol=config.rtol,
+        atol=config.atol,
+    )
     wall = time.perf_counter() - start
     risk = 2 * np.asarray(traj.loss)
     t = np.asarray(traj.ts)
@@ -645,7 +771,7 @@ def run_long(config: LongConfig, progress: Progress) -> Result:
         "pl_ratio_min_time": pl.t_min,
         "pl_ratio_final": float(pl.ratio[-1]) if np.isfinite(pl.ratio[-1]) else None,
         "pl_ratio_note": "|∇F|_G²/F with the conditional-Wasserstein metric; the paper's μ (for "
-                         "ℓ) is twice this",
+        "ℓ) is twice this",
         "smoothness_max_over_t": smooth.max_diff,
         "smoothness_max_over_t_scaled_by_L": smooth.scaled,
         "ode_gap_final": gap,
@@ -665,8 +791,7 @@ def run_long(config: LongConfig, progress: Progress) -> Result:
         "with m ≳ n and L ≳ √(nq) a local PL inequality holds, the risk decays exponentially and "
         "the weights stay a discretisation of a smooth function of depth for all times. " + UNITS
     )
-    return Result(summary=summary, trajectory=traj, figures=figures, captions=captions,
-                  notes=notes)
+    return Result(summary=summary, trajectory=traj, figures=figures, captions=captions, notes=notes)
 
 
 def _long_figures(traj, risk, pl, config, rate):
@@ -679,14 +804,20 @@ def _long_figures(traj, risk, pl, config, rate):
     if rate is not None:
         tail = t >= t[-1] / 2
         c = np.polyfit(t[tail], np.log(risk[tail]), 1)
-        ax.semilogy(t[tail], np.exp(np.polyval(c, t[tail])), "--", color="tab:orange",
-                    label=f"fit e^(−{rate:.3g} t)")
+        ax.semilogy(
+            t[tail],
+            np.exp(np.polyval(c, t[tail])),
+            "--",
+            color="tab:orange",
+            label=f"fit e^(−{rate:.3g} t)",
+        )
     ax.set_xlabel("time t")
     ax.set_ylabel("risk")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
-    ax.set_title(f"L = {config.depth}, m = {config.width}, n = {config.n}, {config.init} init",
-                 fontsize=10)
+    ax.set_title(
+        f"L = {config.depth}, m = {config.width}, n = {config.n}, {config.init} init", fontsize=10
+    )
     ax = axes[0, 1]
     ax.semilogx(t[1:], pl.ratio[1:], color="tab:green")
     ax.axhline(pl.min, color="k", ls=":", lw=1, label=f"min {pl.min:.3g}")
@@ -714,10 +845,16 @@ def _long_figures(traj, risk, pl, config, rate):
             series = weights[leaf][k, :, i, j]
             if leaf == "W":
                 series = series - weights["W"][0, :, i, j]
-            ax.plot(s, series, color=cmap(c / max(1, len(idx) - 1)), lw=1.2,
-                    label=f"t = {t[k]:.3g}" if p == 0 else None)
-        ax.set_title(f"{leaf}[{i},{j}]" + (" − W(0)" if leaf == "W" else "") + " against k/L",
-                     fontsize=10)
+            ax.plot(
+                s,
+                series,
+                color=cmap(c / max(1, len(idx) - 1)),
+                lw=1.2,
+                label=f"t = {t[k]:.3g}" if p == 0 else None,
+            )
+        ax.set_title(
+            f"{leaf}[{i},{j}]" + (" − W(0)" if leaf == "W" else "") + " against k/L", fontsize=10
+        )
         ax.set_xlabel("layer s = k/L")
     axes[0, 0].legend(fontsize=7)
     figures["weights_in_depth"] = fig
@@ -752,8 +889,12 @@ class ReluConfig(ExperimentConfig):
 
     def validate(self) -> None:
         super().validate()
-        check(len(self.halves) >= 2 and all(isinstance(h, int) and h >= 1 for h in self.halves),
-              "halves", self.halves, "at least two positive integers")
+        check(
+            len(self.halves) >= 2 and all(isinstance(h, int) and h >= 1 for h in self.halves),
+            "halves",
+            self.halves,
+            "at least two positive integers",
+        )
         check(np.isfinite(self.C) and self.C > 1, "C", self.C, "a number > 1")
         _check_positive("x", self.x, integer=False)
         _check_positive("horizon", self.horizon, integer=False)
@@ -792,25 +933,42 @@ def run_relu(config: ReluConfig, progress: Progress) -> Result:
         for activation in config.activations:
             for half in config.halves:
                 model = relu_network(half, activation)
-                traj = flow(model, data, config.horizon, geometry=GEOMETRY, rtol=config.rtol,
-                            atol=config.atol, saveat=np.linspace(0, config.horizon, 41))
+                traj = flow(
+                    model,
+                    data,
+                    config.horizon,
+                    geometry=GEOMETRY,
+                    rtol=config.rtol,
+                    atol=config.atol,
+                    saveat=np.linspace(0, config.horizon, 41),
+                )
                 w = np.asarray(traj.final.W).reshape(-1)
                 diffs = np.abs(np.diff(w))
                 predicted = relu_fixed_point(half, config.C) + 1 / (2 * half)
-                rows.append({
-                    "activation": activation, "half_depth": half, "depth": 2 * half,
-                    "max_diff": float(diffs.max()), "min_diff": float(diffs.min()),
-                    "predicted_relu_diff": predicted,
-                    "w_star": relu_fixed_point(half, config.C),
-                    "max_rel_error_vs_prediction": float(np.max(np.abs(diffs / predicted - 1))),
-                    "final_risk": float(2 * traj.loss[-1]),
-                    "odd_layers_moved": float(np.max(np.abs(w[0::2] + 1 / (2 * half)))),
-                })
+                rows.append(
+                    {
+                        "activation": activation,
+                        "half_depth": half,
+                        "depth": 2 * half,
+                        "max_diff": float(diffs.max()),
+                        "min_diff": float(diffs.min()),
+                        "predicted_relu_diff": predicted,
+                        "w_star": relu_fixed_point(half, config.C),
+                        "max_rel_error_vs_prediction": float(np.max(np.abs(diffs / predicted - 1))),
+                        "final_risk": float(2 * traj.loss[-1]),
+                        "odd_layers_moved": float(np.max(np.abs(w[0::2] + 1 / (2 * half)))),
+                    }
+                )
                 finals[(activation, half)] = w
                 adv()
     frame = pd.DataFrame(rows)
-    summary = {"geometry": GEOMETRY, "C": config.C, "x": config.x, "horizon": config.horizon,
-               "risk": "ℓ = (f(x) − Cx)² = 2F"}
+    summary = {
+        "geometry": GEOMETRY,
+        "C": config.C,
+        "x": config.x,
+        "horizon": config.horizon,
+        "risk": "ℓ = (f(x) − Cx)² = 2F",
+    }
     for activation in config.activations:
         sub = frame[frame.activation == activation].sort_values("half_depth")
         summary[activation] = {
@@ -822,16 +980,19 @@ def run_relu(config: ReluConfig, progress: Progress) -> Result:
         }
     if "relu" in config.activations:
         sub = frame[frame.activation == "relu"].sort_values("half_depth")
-        summary["relu"].update({
-            "w_star": sub.w_star.tolist(),
-            "predicted_diff_w_star_plus_1_over_2L": sub.predicted_relu_diff.tolist(),
-            "max_rel_error_vs_prediction": sub.max_rel_error_vs_prediction.tolist(),
-            "odd_layers_max_displacement": sub.odd_layers_moved.tolist(),
-            "w_star_limit_2_log_C": 2 * float(np.log(config.C)),
-        })
+        summary["relu"].update(
+            {
+                "w_star": sub.w_star.tolist(),
+                "predicted_diff_w_star_plus_1_over_2L": sub.predicted_relu_diff.tolist(),
+                "max_rel_error_vs_prediction": sub.max_rel_error_vs_prediction.tolist(),
+                "odd_layers_max_displacement": sub.odd_layers_moved.tolist(),
+                "w_star_limit_2_log_C": 2 * float(np.log(config.C)),
+            }
+        )
         summary["acceptance"] = {
             "relu_differences_within_5%_of_w*+1/(2L)_for_every_L": bool(
-                (sub.max_rel_error_vs_prediction <= 0.05).all())
+                (sub.max_rel_error_vs_prediction <= 0.05).all()
+            )
         }
     figures, captions = _relu_figures(frame, finals, config)
     notes = (
@@ -843,8 +1004,7 @@ def run_relu(config: ReluConfig, progress: Progress) -> Result:
         "stay O(1/L). Flowed in the conditional-Wasserstein geometry (the limit is the same in "
         "either geometry; only the time scale differs)."
     )
-    return Result(summary=summary, metrics=frame, figures=figures, captions=captions,
-                  notes=notes)
+    return Result(summary=summary, metrics=frame, figures=figures, captions=captions, notes=notes)
 
 
 def _relu_figures(frame, finals, config):
@@ -857,8 +1017,15 @@ def _relu_figures(frame, finals, config):
         for i, half in enumerate(config.halves):
             w = finals[(activation, half)]
             k = np.arange(1, len(w) + 1)
-            ax.plot(k / len(w), w, ".-", lw=0.8, ms=3,
-                    color=cmap(i / max(1, len(config.halves) - 1)), label=f"2L = {2 * half}")
+            ax.plot(
+                k / len(w),
+                w,
+                ".-",
+                lw=0.8,
+                ms=3,
+                color=cmap(i / max(1, len(config.halves) - 1)),
+                label=f"2L = {2 * half}",
+            )
         ax.set_xlabel("layer k/(2L)")
         ax.set_ylabel("trained $w_k$")
         ax.set_title(f"{activation}: trained weights", fontsize=10)
@@ -923,19 +1090,23 @@ class PLConfig(ExperimentConfig):
         super().validate()
         for name in ("n", "dim", "depth", "saves", "piece"):
             _check_positive(name, getattr(self, name))
-        check(len(self.widths) >= 1 and all(isinstance(m, int) and m >= 1 for m in self.widths),
-              "widths", self.widths, "a non-empty list of positive integers")
+        check(
+            len(self.widths) >= 1 and all(isinstance(m, int) and m >= 1 for m in self.widths),
+            "widths",
+            self.widths,
+            "a non-empty list of positive integers",
+        )
         check_choice("activation", self.activation, ACTIVATIONS)
         for name in ("target_risk", "t_first", "t_max", "pl_floor", "rtol", "atol"):
             _check_positive(name, getattr(self, name), integer=False)
         check(self.t_max > self.t_first, "t_max", self.t_max, f"a time > t_first = {self.t_first}")
-        check(self.saves % self.piece == 0, "piece", self.piece,
-              f"a divisor of saves = {self.saves}")
+        check(
+            self.saves % self.piece == 0, "piece", self.piece, f"a divisor of saves = {self.saves}"
+        )
         validate_quick(self, QUICK_PL)
 
 
-QUICK_PL = dict(n=12, depth=8, widths=(3, 48), target_risk=1e-6, t_max=400.0, saves=16,
-                piece=8)
+QUICK_PL = dict(n=12, depth=8, widths=(3, 48), target_risk=1e-6, t_max=400.0, saves=16, piece=8)
 
 
 @register(
@@ -952,27 +1123,51 @@ def run_pl(config: PLConfig, progress: Progress) -> Result:
     rows, trajs = [], {}
     with progress.task("resnet-pl: widths", total=len(config.widths)) as advance:
         for width in sorted(config.widths):
-            model = ResNet(config.dim, config.dim, width, config.depth, config.dim,
-                           key=key_model, activation=config.activation, init="tied")
-            traj = flow_until(model, data, ts, config.piece, config.target_risk, progress,
-                              f"  m={width}: flow", geometry=GEOMETRY, rtol=config.rtol,
-                              atol=config.atol)
+            model = ResNet(
+                config.dim,
+                config.dim,
+                width,
+                config.depth,
+                config.dim,
+                key=key_model,
+                activation=config.activation,
+                init="tied",
+            )
+            traj = flow_until(
+                model,
+                data,
+                ts,
+                config.piece,
+                config.target_risk,
+                progress,
+                f"  m={width}: flow",
+                geometry=GEOMETRY,
+                rtol=config.rtol,
+                atol=config.atol,
+            )
             risk = 2 * np.asarray(traj.loss)
             pl = dg.pl_ratio(traj)
             reached = np.nonzero(risk < config.target_risk)[0]
-            rows.append({
-                "width": width, "m_over_n": width / config.n,
-                "final_risk": float(risk[-1]), "final_time": float(traj.ts[-1]),
-                "reached_target": bool(reached.size),
-                "time_to_target": float(traj.ts[reached[0]]) if reached.size else None,
-                "pl_ratio_min": pl.min, "pl_ratio_min_time": pl.t_min,
-                "pl_ratio_final": float(pl.ratio[-1]),
-                "keeps_pl": bool(pl.min > config.pl_floor),
-                "solver_steps": int(np.sum(traj.stats["num_steps"])),
-            })
+            rows.append(
+                {
+                    "width": width,
+                    "m_over_n": width / config.n,
+                    "final_risk": float(risk[-1]),
+                    "final_time": float(traj.ts[-1]),
+                    "reached_target": bool(reached.size),
+                    "time_to_target": float(traj.ts[reached[0]]) if reached.size else None,
+                    "pl_ratio_min": pl.min,
+                    "pl_ratio_min_time": pl.t_min,
+                    "pl_ratio_final": float(pl.ratio[-1]),
+                    "keeps_pl": bool(pl.min > config.pl_floor),
+                    "solver_steps": int(np.sum(traj.stats["num_steps"])),
+                }
+            )
             trajs[width] = traj
-            progress.log(f"resnet-pl m={width}: risk {risk[-1]:.3g} at t={float(traj.ts[-1]):.3g}"
-                         f", min PL ratio {pl.min:.3g}")
+            progress.log(
+                f"resnet-pl m={width}: risk {risk[-1]:.3g} at t={float(traj.ts[-1]):.3g}"
+                f", min PL ratio {pl.min:.3g}"
+            )
             advance()
     frame = pd.DataFrame(rows)
     good = frame[frame.reached_target & frame.keeps_pl]
@@ -988,8 +1183,11 @@ def run_pl(config: PLConfig, progress: Progress) -> Result:
     summary = {
         "geometry": GEOMETRY,
         "risk": "ℓ = (1/n)Σ|f − y|² = 2F (the paper's)",
-        "n": config.n, "depth": config.depth, "target_risk": config.target_risk,
-        "t_max": config.t_max, "pl_floor": config.pl_floor,
+        "n": config.n,
+        "depth": config.depth,
+        "target_risk": config.target_risk,
+        "t_max": config.t_max,
+        "pl_floor": config.pl_floor,
         "per_width": {col: frame[col].tolist() for col in frame.columns},
         "separation": separation,
         "separation_note": (
@@ -1010,8 +1208,7 @@ def run_pl(config: PLConfig, progress: Progress) -> Result:
         "inequality |∇ℓ|² ≥ μ ℓ holds along the flow and the risk decays exponentially to 0; "
         "the PL ratio reported is |∇F|_G²/F (μ = 2× this for ℓ). " + UNITS
     )
-    return Result(summary=summary, metrics=frame, figures=figures, captions=captions,
-                  notes=notes)
+    return Result(summary=summary, metrics=frame, figures=figures, captions=captions, notes=notes)
 
 
 def _pl_figures(frame, trajs, config):
@@ -1023,8 +1220,12 @@ def _pl_figures(frame, trajs, config):
         traj = trajs[width]
         color = cmap(i / max(1, len(widths) - 1))
         t = np.asarray(traj.ts)
-        axes[0, 0].loglog(t[1:], 2 * np.asarray(traj.loss)[1:], color=color,
-                          label=f"m = {width} (m/n = {width / config.n:.2g})")
+        axes[0, 0].loglog(
+            t[1:],
+            2 * np.asarray(traj.loss)[1:],
+            color=color,
+            label=f"m = {width} (m/n = {width / config.n:.2g})",
+        )
         axes[0, 1].loglog(t[1:], dg.pl_ratio(traj).ratio[1:], color=color)
     axes[0, 0].axhline(config.target_risk, color="k", ls=":", lw=1)
     axes[0, 0].set_ylabel("risk ℓ")
@@ -1091,8 +1292,12 @@ class DigitsConfig(ExperimentConfig):
         for name in ("input_dim", "dim", "width", "depth"):
             _check_positive(name, getattr(self, name))
         check(self.input_dim <= 64, "input_dim", self.input_dim, "at most 64 (the pixels)")
-        check(self.dim >= max(self.input_dim, 10), "dim", self.dim,
-              f"≥ max(input_dim, 10) = {max(self.input_dim, 10)}")
+        check(
+            self.dim >= max(self.input_dim, 10),
+            "dim",
+            self.dim,
+            f"≥ max(input_dim, 10) = {max(self.input_dim, 10)}",
+        )
         check(len(self.activations) >= 1, "activations", self.activations, "a non-empty list")
         for a in self.activations:
             check_choice("activations", a, ACTIVATIONS)
@@ -1101,8 +1306,9 @@ class DigitsConfig(ExperimentConfig):
         for name in ("lr", "smooth_threshold"):
             _check_positive(name, getattr(self, name), integer=False)
         check_choice("optimizer", self.optimizer, ("gd", "momentum", "nesterov", "adam"))
-        check(0 < self.train_fraction < 1, "train_fraction", self.train_fraction,
-              "a number in (0, 1)")
+        check(
+            0 < self.train_fraction < 1, "train_fraction", self.train_fraction, "a number in (0, 1)"
+        )
         validate_quick(self, QUICK_DIGITS)
 
 
@@ -1123,33 +1329,56 @@ def run_digits(config: DigitsConfig, progress: Progress) -> Result:
     with progress.task("resnet-digits: activations", total=len(config.activations)) as advance:
         for activation in config.activations:
             models = [
-                ResNet(config.input_dim, config.dim, config.width, config.depth, 10,
-                       key=key_model, activation=activation, init=init)
+                ResNet(
+                    config.input_dim,
+                    config.dim,
+                    config.width,
+                    config.depth,
+                    10,
+                    key=key_model,
+                    activation=activation,
+                    init=init,
+                )
                 for init in config.inits
             ]
-            traj = descent(stack(models), train, config.steps, config.lr,
-                           optimizer=config.optimizer, geometry=GEOMETRY,
-                           save_every=max(1, config.steps // 10))
+            traj = descent(
+                stack(models),
+                train,
+                config.steps,
+                config.lr,
+                optimizer=config.optimizer,
+                geometry=GEOMETRY,
+                save_every=max(1, config.steps // 10),
+            )
             for e, init in enumerate(config.inits):
                 member = traj.member(e)
                 final = member.final
-                size = sum(jnp.sqrt(jnp.sum(w**2, axis=(1, 2)))
-                           for w in final.layer_weights().values())
+                size = sum(
+                    jnp.sqrt(jnp.sum(w**2, axis=(1, 2))) for w in final.layer_weights().values()
+                )
                 smooth = dg.depth_smoothness(final)
                 lipschitz = smooth.scaled / float(jnp.max(size))
-                rows.append({
-                    "activation": activation, "init": init,
-                    "train_accuracy": _accuracy(final, train),
-                    "test_accuracy": _accuracy(final, test),
-                    "train_risk": float(2 * member.loss[-1]),
-                    "smoothness": smooth.max_diff, "smoothness_scaled": smooth.scaled,
-                    "smoothness_init": dg.depth_smoothness(models[e]).max_diff,
-                    "lipschitz_in_depth_relative": lipschitz,
-                    "smooth_in_depth": bool(lipschitz <= config.smooth_threshold),
-                })
-            progress.log(f"resnet-digits {activation}: " + ", ".join(
-                f"{r['init']} train {r['train_accuracy']:.3f} test {r['test_accuracy']:.3f}"
-                for r in rows[-len(config.inits):]))
+                rows.append(
+                    {
+                        "activation": activation,
+                        "init": init,
+                        "train_accuracy": _accuracy(final, train),
+                        "test_accuracy": _accuracy(final, test),
+                        "train_risk": float(2 * member.loss[-1]),
+                        "smoothness": smooth.max_diff,
+                        "smoothness_scaled": smooth.scaled,
+                        "smoothness_init": dg.depth_smoothness(models[e]).max_diff,
+                        "lipschitz_in_depth_relative": lipschitz,
+                        "smooth_in_depth": bool(lipschitz <= config.smooth_threshold),
+                    }
+                )
+            progress.log(
+                f"resnet-digits {activation}: "
+                + ", ".join(
+                    f"{r['init']} train {r['train_accuracy']:.3f} test {r['test_accuracy']:.3f}"
+                    for r in rows[-len(config.inits) :]
+                )
+            )
             advance()
     frame = pd.DataFrame(rows)
     table = {}
@@ -1158,22 +1387,26 @@ def run_digits(config: DigitsConfig, progress: Progress) -> Result:
         entry = {init: sub.loc[init].drop("activation").to_dict() for init in config.inits}
         if "tied" in config.inits and "iid" in config.inits:
             entry["smoothness_ratio_tied_over_iid"] = float(
-                sub.loc["tied", "smoothness"] / sub.loc["iid", "smoothness"])
+                sub.loc["tied", "smoothness"] / sub.loc["iid", "smoothness"]
+            )
         table[activation] = entry
     summary = {
         "geometry": GEOMETRY,
         "data": f"sklearn digits, {train.n} train / {test.n} test, PCA to {config.input_dim} "
-                "whitened components, one-hot targets, squared loss, argmax read-out",
-        "depth": config.depth, "width": config.width, "dim": config.dim,
+        "whitened components, one-hot targets, squared loss, argmax read-out",
+        "depth": config.depth,
+        "width": config.width,
+        "dim": config.dim,
         "training": f"gf.descent, {config.optimizer}, lr = {config.lr:g} (conditional-"
-                    f"Wasserstein geometry), {config.steps} steps",
+        f"Wasserstein geometry), {config.steps} steps",
         "table": table,
         "smooth_in_depth_criterion": (
             "L · max_k |Z_{k+1} − Z_k| / max_k |Z_k| ≤ smooth_threshold (the relative Lipschitz "
             "constant of the weights in s = k/L); tied init starts at 0, iid at ~L"
         ),
         "paper_cifar10_depth256": {
-            "gelu_tied": "80.5% train, 79.9% test, smooth", "gelu_iid": "89.8 / 85.7, not smooth",
+            "gelu_tied": "80.5% train, 79.9% test, smooth",
+            "gelu_iid": "89.8 / 85.7, not smooth",
             "relu_tied": "97.4 / 88.1, not smooth",
         },
     }
@@ -1186,8 +1419,7 @@ def run_digits(config: DigitsConfig, progress: Progress) -> Result:
         "a smooth activation with the tied init gives trained weights smooth in depth, and that "
         "the iid init trains at least as well; here the same grid on the digits. " + UNITS
     )
-    return Result(summary=summary, metrics=frame, figures=figures, captions=captions,
-                  notes=notes)
+    return Result(summary=summary, metrics=frame, figures=figures, captions=captions, notes=notes)
 
 
 def _accuracy(model, data) -> float:
@@ -1200,16 +1432,18 @@ def _digits_figures(frame, config):
     fig, axes = _figure(2)
     labels = [f"{a}\n{i}" for a in config.activations for i in config.inits]
     x = np.arange(len(labels))
-    rows = [frame[(frame.activation == a) & (frame.init == i)].iloc[0]
-            for a in config.activations for i in config.inits]
+    rows = [
+        frame[(frame.activation == a) & (frame.init == i)].iloc[0]
+        for a in config.activations
+        for i in config.inits
+    ]
     axes[0, 0].bar(x - 0.2, [r.train_accuracy for r in rows], 0.4, label="train")
     axes[0, 0].bar(x + 0.2, [r.test_accuracy for r in rows], 0.4, label="test")
     axes[0, 0].set_xticks(x, labels, fontsize=8)
     axes[0, 0].set_ylim(0, 1)
     axes[0, 0].set_ylabel("accuracy")
     axes[0, 0].legend(fontsize=8)
-    axes[0, 1].bar(x, [r.smoothness for r in rows],
-                   color=[INIT_COLORS.get(r.init) for r in rows])
+    axes[0, 1].bar(x, [r.smoothness for r in rows], color=[INIT_COLORS.get(r.init) for r in rows])
     axes[0, 1].set_yscale("log")
     axes[0, 1].set_xticks(x, labels, fontsize=8)
     axes[0, 1].set_ylabel(r"trained $\max_k |Z_{k+1}-Z_k|$")

@@ -80,7 +80,7 @@ def masses_like(model: AbstractModel, default, **overrides) -> PyTree:
         tree = eqx.tree_at(
             lambda m, name=name: getattr(m, name),
             tree,
-            jtu.tree_map(lambda _: value, getattr(tree, name)),
+            jtu.tree_map(lambda _, value=value: value, getattr(tree, name)),
             is_leaf=lambda x: x is None,
         )
     return tree

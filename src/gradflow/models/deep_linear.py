@@ -96,7 +96,10 @@ class DeepLinear(AbstractModel):
             return
         widths = _check_widths(widths)
         check(
-            np.isfinite(init_scale) and init_scale > 0, "init_scale", init_scale, "a positive number"
+            np.isfinite(init_scale) and init_scale > 0,
+            "init_scale",
+            init_scale,
+            "a positive number",
         )
         check(key is not None, "key", key, "a jax.random key")
         keys = jax.random.split(key, len(widths) - 1)

@@ -74,15 +74,30 @@ class NeuralODE(AbstractModel):
     layered = True
 
     def __init__(
-        self, V, W, A=None, B=None, io_dims=None, activation="gelu", interpolation="linear", rtol=1e-10, atol=1e-10,
-        max_steps=4096, train_embedding=False, frozen=(),
+        self,
+        V,
+        W,
+        A=None,
+        B=None,
+        io_dims=None,
+        activation="gelu",
+        interpolation="linear",
+        rtol=1e-10,
+        atol=1e-10,
+        max_steps=4096,
+        train_embedding=False,
+        frozen=(),
     ):
         check_choice("activation", activation, ACTIVATIONS)
         check_choice("interpolation", interpolation, INTERPOLATIONS)
         check(np.isfinite(rtol) and rtol > 0, "rtol", rtol, "a positive number")
         check(np.isfinite(atol) and atol > 0, "atol", atol, "a positive number")
-        check(isinstance(max_steps, int) and max_steps >= 1, "max_steps", max_steps,
-              "a positive integer")
+        check(
+            isinstance(max_steps, int) and max_steps >= 1,
+            "max_steps",
+            max_steps,
+            "a positive integer",
+        )
         self.V, self.W = jnp.asarray(V, dtype=float), jnp.asarray(W, dtype=float)
         self.A = None if A is None else jnp.asarray(A, dtype=float)
         self.B = None if B is None else jnp.asarray(B, dtype=float)
@@ -163,7 +178,12 @@ class NeuralODE(AbstractModel):
             return c_out * sigma(c_in * y @ w.T) @ v.T
 
         sol = diffrax.diffeqsolve(
-            diffrax.ODETerm(field), diffrax.Tsit5(), t0, t1, 1.0 / depth, h,
+            diffrax.ODETerm(field),
+            diffrax.Tsit5(),
+            t0,
+            t1,
+            1.0 / depth,
+            h,
             stepsize_controller=diffrax.PIDController(rtol=self.rtol, atol=self.atol),
             max_steps=self.max_steps,
         )

@@ -245,8 +245,16 @@ class ResNet(AbstractModel):
 
     @classmethod
     def from_weights(
-        cls, V, W, in_dim=None, out_dim=None, activation="gelu", train_embedding=False, frozen=(),
-        A=None, B=None,
+        cls,
+        V,
+        W,
+        in_dim=None,
+        out_dim=None,
+        activation="gelu",
+        train_embedding=False,
+        frozen=(),
+        A=None,
+        B=None,
     ) -> ResNet:
         """The network with stacked residual weights V (L, q, m), W (L, m, q).
 
@@ -260,14 +268,22 @@ class ResNet(AbstractModel):
         depth, dim, width = V.shape
         in_dim = dim if in_dim is None else in_dim
         out_dim = dim if out_dim is None else out_dim
-        model = cls(in_dim, dim, width, depth, out_dim, activation=activation,
-                    train_embedding=train_embedding, frozen=frozen, weights=(V, W))
+        model = cls(
+            in_dim,
+            dim,
+            width,
+            depth,
+            out_dim,
+            activation=activation,
+            train_embedding=train_embedding,
+            frozen=frozen,
+            weights=(V, W),
+        )
         a, b = embedding_matrices(model)
         a = a if A is None else jnp.asarray(A, dtype=float)
         b = b if B is None else jnp.asarray(B, dtype=float)
         if A is not None or B is not None or train_embedding:
-            model = eqx.tree_at(lambda m: (m.A, m.B), model, (a, b),
-                                is_leaf=lambda x: x is None)
+            model = eqx.tree_at(lambda m: (m.A, m.B), model, (a, b), is_leaf=lambda x: x is None)
         check_stacked(model.V, model.W, a, b)
         return model
 
@@ -340,9 +356,17 @@ class ResNet(AbstractModel):
         from .neural_ode import NeuralODE
 
         return NeuralODE(
-            self.V, self.W, self.A, self.B, io_dims=self.io_dims, activation=self.activation,
-            interpolation=interpolation, rtol=rtol, atol=atol,
-            train_embedding=self.train_embedding, frozen=self.frozen,
+            self.V,
+            self.W,
+            self.A,
+            self.B,
+            io_dims=self.io_dims,
+            activation=self.activation,
+            interpolation=interpolation,
+            rtol=rtol,
+            atol=atol,
+            train_embedding=self.train_embedding,
+            frozen=self.frozen,
         )
 
 
