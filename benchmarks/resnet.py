@@ -488,8 +488,8 @@ def main(argv=None):
         )
     else:
         reached = (
-            f"PyTorch GD reached it at step {n_gd} (flow time {n_gd * DT:.2f}, "
-            f"{(n_gd - n_pred) / n_pred:+.2%} from the flow's)."
+            f"PyTorch GD reached it at step {n_gd} (flow time {n_gd * DT:.2f}; "
+            f"{n_gd - n_pred:+d} steps from the flow's prediction)."
         )
     out = [
         f"Run {started} on {cores} cores (load average {load0[0]:.1f} at start, {load1[0]:.1f} "
