@@ -21,10 +21,11 @@ import jax.tree_util as jtu
 import numpy as np
 import optax
 
+from ._chebyshev import RungeKuttaChebyshev
 from ._errors import ConfigError, DivergenceError, SolverError, check, check_choice
 from .data import Dataset
 from .geometry import as_geometry
-from .objective import trainable_masses, value_and_grad
+from .objective import make_objective, trainable_masses, value_and_grad
 from .trajectory import Trajectory
 
 SOLVERS: dict[str, Callable[[], diffrax.AbstractSolver]] = {
@@ -32,7 +33,10 @@ SOLVERS: dict[str, Callable[[], diffrax.AbstractSolver]] = {
     "dopri5": diffrax.Dopri5,
     "dopri8": diffrax.Dopri8,
     "kvaerno5": diffrax.Kvaerno5,
+    "rkc": RungeKuttaChebyshev,
 }
+
+EVENT_OCCURRED = diffrax.RESULTS.event_occurred._value
 
 OPTIMIZERS: dict[str, Callable[[float], optax.GradientTransformation]] = {
     "gd": lambda lr: optax.sgd(lr),
@@ -138,6 +142,7 @@ def _flow_solve(
     is_ensemble,
     pcoeff,
     icoeff,
+    stop_below,
 ):
     vg = value_and_grad(static, masses, l2)
 
@@ -146,6 +151,13 @@ def _flow_solve(
         return geometry.velocity(g, masses)
 
     metrics = _metrics(static, masses, metric_masses, geometry, l2, stats)
+    stopping = stop_below is not None
+    if stopping:
+        objective = make_objective(static, masses, l2)
+        # Checked after every accepted step (one forward pass); the solve ends at that step.
+        event = diffrax.Event(lambda t, y, args, **kw: objective(y, args) < stop_below)
+    else:
+        event = None
 
     def solve_one(p0):
         sol = diffrax.diffeqsolve(
@@ -156,14 +168,19 @@ def _flow_solve(
             None,
             p0,
             args=stats,
-            saveat=diffrax.SaveAt(ts=ts),
+            # RKC counts its own evaluations (its stage number varies per step).
+            saveat=diffrax.SaveAt(
+                ts=ts, t1=stopping, solver_state=isinstance(solver, RungeKuttaChebyshev)
+            ),
             stepsize_controller=diffrax.PIDController(
                 rtol=rtol, atol=atol, pcoeff=pcoeff, icoeff=icoeff
             ),
             max_steps=max_steps,
             throw=False,
             progress_meter=diffrax.TqdmProgressMeter() if progress else diffrax.NoProgressMeter(),
+            event=event,
         )
+        # Saves after an event are inf; metrics of them are discarded by `flow`.
         loss, gnorm = jax.vmap(metrics)(sol.ys)
         return (
             sol.ys,
@@ -174,6 +191,7 @@ def _flow_solve(
             sol.stats["num_rejected_steps"],
             sol.result._value,
             sol.ts,
+            sol.solver_state[3] if isinstance(solver, RungeKuttaChebyshev) else None,
         )
 
     if is_ensemble:
@@ -181,15 +199,25 @@ def _flow_solve(
     return solve_one(params)
 
 
-def _evaluations(solver: diffrax.AbstractSolver, num_steps: np.ndarray) -> np.ndarray:
-    """Vector-field evaluations of an explicit Runge–Kutta solve, from its tableau.
+def _evaluations(solver, num_steps, num_rejected, counted) -> tuple[np.ndarray, bool]:
+    """Vector-field evaluations of a solve, and whether the count is exact.
 
-    Each attempted step (accepted or rejected) costs `stages − fsal` new evaluations, plus one at
-    t0 and two for the initial step-size selection. For implicit solvers this counts each stage
-    once: diffrax does not expose the Newton iterations, so it is a lower bound.
+    Runge–Kutta: each attempted step (accepted or rejected) costs `stages − fsal` new evaluations,
+    plus one at t0 and two for the initial step-size selection. For implicit solvers this counts
+    each stage once: diffrax does not expose the Newton iterations, so it is a lower bound.
+    RKC: its own count over accepted steps (+ 2 for the initial step size) is exact; a rejected
+    step's stage number is lost with the step, so those are estimated at the accepted mean.
     """
-    tableau = solver.tableau
-    return np.asarray(num_steps) * (tableau.num_stages - int(tableau.fsal)) + 3
+    num_steps = np.asarray(num_steps)
+    if isinstance(solver, RungeKuttaChebyshev):
+        counted, rejected = np.asarray(counted), np.asarray(num_rejected)
+        accepted = np.maximum(num_steps - rejected, 1)
+        estimate = counted + 2 + np.rint(rejected * counted / accepted).astype(counted.dtype)
+        return estimate, bool(np.all(rejected == 0))
+    tableau = getattr(solver, "tableau", None)
+    if tableau is None:  # a user's diffrax solver that is not a Runge–Kutta method
+        return np.full_like(num_steps, -1), False
+    return num_steps * (tableau.num_stages - int(tableau.fsal)) + 3, not tableau.implicit
 
 
 def flow(
@@ -207,6 +235,7 @@ def flow(
     max_steps: int = 1_000_000,
     progress: bool = False,
     controller: str = "integral",
+    stop_below: float | None = None,
 ) -> Trajectory:
     """Integrate the gradient flow θ' = −G⁻¹ ∇F(θ) from `model` on [t0, t1].
 
@@ -222,7 +251,9 @@ def flow(
     - `geometry`: 'euclidean', 'wasserstein', 'conditional_wasserstein' or an `AbstractGeometry`.
     - `l2`: λ ≥ 0 in the penalty λ ∫|θ|² dμ.
     - `rtol`, `atol`: tolerances (> 0).
-    - `solver`: 'tsit5' (default), 'dopri5', 'dopri8', 'kvaerno5' (implicit, for stiff tails) or
+    - `solver`: 'tsit5' (default), 'dopri5', 'dopri8', 'kvaerno5' (implicit, dense Newton: small
+      stiff problems), 'rkc' (`RungeKuttaChebyshev`: explicit, second order, stable on long real
+      intervals; for the stiff tails of large gradient flows, whose Jacobian spectrum is real) or
       a diffrax solver object.
     - `saveat`: times to save at (in [t0, t1], increasing); default: t0 and 256 log-spaced times
       from (t1 − t0)·1e-4 to t1.
@@ -230,6 +261,10 @@ def flow(
     - `progress`: show a progress bar (diffrax's tqdm meter).
     - `controller`: 'integral' (the default I-controller) or 'pid' (pcoeff = icoeff = 0.3,
       smoother step sizes on stiff problems).
+    - `stop_below`: stop at the end of the first step where F < `stop_below` (one forward pass
+      per step to check). The trajectory then holds the saves before that time and ends with the
+      state at it (`info['stopped_at']`; None if F stayed above). Not for an `Ensemble`, whose
+      members would stop at different times.
 
     **Returns:** a `Trajectory`.
 
@@ -247,6 +282,14 @@ def flow(
         "a positive integer",
     )
     check_choice("controller", controller, ("integral", "pid"))
+    if stop_below is not None:
+        check(np.isfinite(stop_below), "stop_below", stop_below, "a finite number or None")
+        check(
+            not isinstance(model, Ensemble),
+            "stop_below",
+            stop_below,
+            "None for an Ensemble (members would stop at different times)",
+        )
     if isinstance(solver, str):
         check_choice("solver", solver, SOLVERS)
         solver_name, solver = solver, SOLVERS[solver]()
@@ -273,7 +316,7 @@ def flow(
     )
     pcoeff, icoeff = (0.0, 1.0) if controller == "integral" else (0.3, 0.3)
     f64 = lambda v: jnp.asarray(v, dtype=float)
-    ys, loss, gnorm, steps, accepted, rejected, result, _ = _flow_solve(
+    ys, loss, gnorm, steps, accepted, rejected, result, saved_ts, counted = _flow_solve(
         params,
         static,
         masses,
@@ -292,14 +335,32 @@ def flow(
         is_ensemble,
         pcoeff,
         icoeff,
+        None if stop_below is None else f64(stop_below),
     )
+    stopped_at = None
+    result = np.asarray(result)
+    if stop_below is not None:
+        # diffrax returns the saves up to the end of the solve, then the final state, then inf.
+        saved_ts = np.asarray(saved_ts)
+        index = np.nonzero(np.isfinite(saved_ts))[0]
+        if result == EVENT_OCCURRED:
+            result = np.zeros_like(result)
+            stopped_at = float(saved_ts[index[-1]])
+            if index.size > 1 and saved_ts[index[-2]] >= stopped_at:
+                index = np.delete(index, -2)  # the stop fell on a save: keep it once
+        else:
+            index = index[:-1]  # no stop: the final state repeats the last save (or is extra)
+        ts = saved_ts[index]
+        ys = jtu.tree_map(lambda a: a[index], ys)
+        loss, gnorm = loss[index], gnorm[index]
     steps_np = np.asarray(steps)
+    evaluations, exact = _evaluations(solver, steps_np, rejected, counted)
     stats_out = {
         "num_steps": steps_np.tolist(),
         "num_accepted_steps": np.asarray(accepted).tolist(),
         "num_rejected_steps": np.asarray(rejected).tolist(),
-        "function_evaluations": _evaluations(solver, steps_np).tolist(),
-        "function_evaluations_exact": not solver.tableau.implicit,
+        "function_evaluations": evaluations.tolist(),
+        "function_evaluations_exact": exact,
     }
     info = {
         "kind": "flow",
@@ -312,9 +373,11 @@ def flow(
         "t1": float(t1),
         "max_steps": int(max_steps),
         "controller": controller,
+        "stop_below": None if stop_below is None else float(stop_below),
+        "stopped_at": stopped_at,
     }
     traj = Trajectory(jnp.asarray(ts), ys, static, loss, gnorm, metric_masses, stats_out, info)
-    _raise_if_failed(traj, np.asarray(result), steps_np, max_steps)
+    _raise_if_failed(traj, result, steps_np, max_steps)
     return traj
 
 
@@ -331,7 +394,8 @@ def _raise_if_failed(traj: Trajectory, result: np.ndarray, steps: np.ndarray, ma
     if bool(np.any(steps >= max_steps)):
         raise SolverError(
             f"max_steps={max_steps} reached before t1={traj.info['t1']:g} (last saved t={t_last:g}); "
-            "the flow may be stiff: try solver='kvaerno5', looser tolerances or a larger max_steps",
+            "the flow may be stiff: try solver='rkc' (or 'kvaerno5' for small models), looser "
+            "tolerances or a larger max_steps",
             partial,
         )
     raise DivergenceError(
