@@ -50,8 +50,7 @@ def test_stability_polynomial_is_second_order(stages):
     # R_s(z) = 1 + z + z²/2 + O(z³): the method is consistent to second order for every s.
     zs = np.array([1e-2, 5e-3, 2.5e-3])
     errs = [
-        abs(float(_stability_polynomial(jnp.asarray(-z), stages)) - (1 - z + z**2 / 2))
-        for z in zs
+        abs(float(_stability_polynomial(jnp.asarray(-z), stages)) - (1 - z + z**2 / 2)) for z in zs
     ]
     slopes = np.diff(np.log(errs)) / np.diff(np.log(zs))
     np.testing.assert_allclose(slopes, 3.0, atol=0.1)

@@ -241,7 +241,8 @@ def test_stop_below_never_reached_is_the_plain_flow():
 def test_stop_below_refuses_an_ensemble():
     model, data = _deep_problem()
     members = gf.ensemble(
-        lambda k: gf.models.DeepLinear([3, 4, 2], k, init_scale=0.5), jax.random.split(jax.random.PRNGKey(0), 2)
+        lambda k: gf.models.DeepLinear([3, 4, 2], k, init_scale=0.5),
+        jax.random.split(jax.random.PRNGKey(0), 2),
     )
     with pytest.raises(gf.ConfigError) as e:
         gf.flow(members, data, 1.0, stop_below=1e-3)

@@ -42,7 +42,9 @@ def _norm(x):
 
 def _combine(coeffs, trees):
     """Σ_i coeffs[i] · trees[i], leaf by leaf."""
-    return jtu.tree_map(lambda *leaves: sum(c * leaf for c, leaf in zip(coeffs, leaves)), *trees)
+    return jtu.tree_map(
+        lambda *leaves: sum(c * leaf for c, leaf in zip(coeffs, leaves, strict=True)), *trees
+    )
 
 
 class RungeKuttaChebyshev(diffrax.AbstractAdaptiveSolver):
@@ -101,7 +103,10 @@ class RungeKuttaChebyshev(diffrax.AbstractAdaptiveSolver):
         # (e.g. at a symmetric initialisation).
         direction = jtu.tree_unflatten(
             treedef,
-            [jax.random.normal(k, jnp.shape(x), jnp.result_type(x)) for k, x in zip(keys, leaves)],
+            [
+                jax.random.normal(k, jnp.shape(x), jnp.result_type(x))
+                for k, x in zip(keys[: len(leaves)], leaves, strict=True)
+            ],
         )
 
         def body(_, carry):
