@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import jax.tree_util as jtu
 import numpy as np
 import optax
+import optimistix as optx
 
 from ._chebyshev import RungeKuttaChebyshev
 from ._errors import ConfigError, DivergenceError, SolverError, check, check_choice
@@ -154,8 +155,13 @@ def _flow_solve(
     stopping = stop_below is not None
     if stopping:
         objective = make_objective(static, masses, l2)
-        # Checked after every accepted step (one forward pass); the solve ends at that step.
-        event = diffrax.Event(lambda t, y, args, **kw: objective(y, args) < stop_below)
+        # F − level is checked after every accepted step (one forward pass); at a sign change
+        # the crossing time is found by Newton on the step's dense output, and the solve ends
+        # there.
+        event = diffrax.Event(
+            lambda t, y, args, **kw: objective(y, args) - stop_below,
+            root_finder=optx.Newton(rtol=1e-10, atol=1e-10),
+        )
     else:
         event = None
 
@@ -261,10 +267,11 @@ def flow(
     - `progress`: show a progress bar (diffrax's tqdm meter).
     - `controller`: 'integral' (the default I-controller) or 'pid' (pcoeff = icoeff = 0.3,
       smoother step sizes on stiff problems).
-    - `stop_below`: stop at the end of the first step where F < `stop_below` (one forward pass
-      per step to check). The trajectory then holds the saves before that time and ends with the
-      state at it (`info['stopped_at']`; None if F stayed above). Not for an `Ensemble`, whose
-      members would stop at different times.
+    - `stop_below`: stop when F falls to `stop_below` (checked after each step, one forward pass;
+      the crossing time is then located on the step's dense output by Newton's method). The
+      trajectory holds the saves before that time and ends with the state at it
+      (`info['stopped_at']`; None if F stayed above). Not for an `Ensemble`, whose members would
+      stop at different times.
 
     **Returns:** a `Trajectory`.
 
