@@ -219,7 +219,7 @@ def test_relu_smooth_activation_differences_decay_like_one_over_L(quick):
 
 
 # ---------------------------------------------------------------------------------------------
-# resnet-pl (quick: n = 12, L = 8, widths 3 and 48, target ℓ < 1e-6 by t = 400)
+# resnet-pl (quick: n = 12, L = 8, widths 3 and 48, target ℓ < 1e-6 by t = 500)
 
 
 @pytest.mark.slow
@@ -237,6 +237,21 @@ def test_pl_wide_network_keeps_the_pl_inequality(quick):
     assert per["keeps_pl"][wide] is True
     assert per["pl_ratio_min"][wide] > s["pl_floor"]
     assert s["acceptance"]["some_width_reaches_target_with_pl_bounded_away_from_zero"] is True
+
+
+@pytest.mark.slow
+def test_pl_worst_case_constant_at_init_separates_m_below_and_above_n(quick):
+    # At the tied init the tangent kernel is (1/m) ΦΦᵀ ⊗ I_16 with Φ the n×m feature matrix:
+    # rank min(m, n)·16, so the PL constant valid for every target is 0 for m = 3 < n = 12 and
+    # positive for m = 48.
+    _, s = quick("resnet-pl")
+    per = s["per_width"]
+    assert per["kernel_size"] == [12 * 16, 12 * 16]
+    assert per["kernel_rank_init"] == [3 * 16, 12 * 16]
+    assert abs(per["kernel_pl_bound_init"][0]) < 1e-12 and per["kernel_pl_bound_init"][1] > 0
+    kernel = s["separation"]["tangent_kernel_at_init"]
+    assert kernel["separating_m_over_n"] == [0.25, 4.0] and kernel["monotone"] is True
+    assert "0 for m/n ≤ 0.25 and positive for m/n ≥ 4" in s["separation"]["statement"]
 
 
 # ---------------------------------------------------------------------------------------------

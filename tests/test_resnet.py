@@ -221,6 +221,44 @@ def test_pl_ratio_reads_the_metric_gradient_norm_and_energy_identity_holds():
     np.testing.assert_allclose(dfdt[5:-5], -(np.asarray(traj.grad_norm[5:-5]) ** 2), rtol=1e-4)
 
 
+@pytest.mark.parametrize("width", [3, 8])
+def test_tangent_kernel_at_the_tied_init_is_the_feature_gram(width):
+    # At V = 0, W_k = W: ∂f/∂V_k = (1/(L√m)) I ⊗ φ(x)ᵀ with φ(x) = σ(W A x/√q), ∂f/∂W_k = 0, and
+    # the conditional-Wasserstein metric multiplies by L per layer: K_G = (1/m) ΦΦᵀ ⊗ I_{d'}.
+    n, dim, depth = 6, 4, 4
+    data = gf.data.gaussian(KEY, n, dim, dim)
+    model = gf.models.ResNet(dim, dim, width, depth, dim, key=KEY, init="tied")
+    got = gf.diagnostics.tangent_kernel_pl(model, data, geometry="conditional_wasserstein")
+    x = np.asarray(data.x)
+    w = np.asarray(model.W[0])
+    phi = NUMPY_ACTIVATIONS["gelu"](x @ w.T / np.sqrt(dim))  # (n, m)
+    kernel = np.kron(phi @ phi.T / width, np.eye(dim))
+    np.testing.assert_allclose(got.eigenvalues, np.linalg.eigvalsh(kernel), atol=1e-12)
+    assert got.size == n * dim and got.rank == min(width, n) * dim
+    # m < n: Φ has rank m < n, so some targets make the gradient vanish at init: λ_min = 0
+    if width < n:
+        assert abs(got.lambda_min) < 1e-12 and abs(got.bound) < 1e-12
+    else:
+        assert got.bound == pytest.approx(2 * np.linalg.eigvalsh(kernel)[0] / n, rel=1e-10)
+        assert got.bound > 0
+
+
+def test_tangent_kernel_bounds_the_pl_ratio_of_every_target():
+    # |∇F|²_G ≥ (2/n) λ_min(K_G) F for any targets Y: check on random targets, smooth init.
+    n, dim = 5, 3
+    model = gf.models.ResNet(dim, dim, 8, 4, dim, key=KEY, init="smooth")
+    x = gf.data.gaussian(KEY, n, dim, dim).x
+    pl = None
+    for k in range(5):
+        y = jax.random.normal(jax.random.PRNGKey(10 + k), (n, dim))
+        data = gf.Dataset(x, y)
+        pl = pl or gf.diagnostics.tangent_kernel_pl(model, data, "conditional_wasserstein")
+        traj = gf.flow(model, data, 1e-6, saveat=[0.0], geometry="conditional_wasserstein")
+        ratio = float(traj.grad_norm[0] ** 2 / traj.loss[0])
+        assert ratio >= pl.bound * (1 - 1e-10)
+    assert pl.bound > 0
+
+
 def test_relu_counter_example_converges_to_the_closed_form():
     half, C = 4, 2.0
     w_star = relu_fixed_point(half, C)

@@ -13,6 +13,7 @@ from . import diagnostics as diagnostics  # noqa: E402
 from . import geometry as geometry  # noqa: E402
 from . import models as models  # noqa: E402
 from . import objective as objective  # noqa: E402
+from ._chebyshev import RungeKuttaChebyshev as RungeKuttaChebyshev  # noqa: E402
 from ._errors import ConfigError as ConfigError  # noqa: E402
 from ._errors import DivergenceError as DivergenceError  # noqa: E402
 from ._errors import SolverError as SolverError  # noqa: E402

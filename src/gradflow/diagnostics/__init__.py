@@ -5,11 +5,13 @@ Each submodule holds one idea; the public names are re-exported here.
 
 from .conservation import adjacency_invariants as adjacency_invariants
 from .conservation import conservation_drift as conservation_drift
+from .convergence import KernelPL as KernelPL
 from .convergence import PLRatio as PLRatio
 from .convergence import Slope as Slope
 from .convergence import exponential_rate as exponential_rate
 from .convergence import loglog_slope as loglog_slope
 from .convergence import pl_ratio as pl_ratio
+from .convergence import tangent_kernel_pl as tangent_kernel_pl
 from .critical_points import CriticalPoint as CriticalPoint
 from .critical_points import SaddleTimeline as SaddleTimeline
 from .critical_points import critical_points as critical_points
