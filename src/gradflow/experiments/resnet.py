@@ -644,8 +644,7 @@ class LongConfig(ExperimentConfig):
     - `n`, `dim`, `width`, `depth`, `init`, `activation`, `length_scale`: data and network.
     - `target_risk`: stop after the first save where ℓ < target.
     - `t_first`, `t_max`: saves on a log grid from t_first to t_max (plus t = 0), `saves` in all,
-      solved in pieces of `piece` save intervals (the run stops after the piece that reaches
-      the target).
+      solved in pieces of `piece` save intervals; the run stops where ℓ crosses the target.
     - `solver`: the flow's solver ('rkc' by default: the tail is stiff, see the notes);
       `rtol`, `atol`: its tolerances.
     - `paper_lr`: the paper's GD step (on ℓ) used to express times as GD steps.
@@ -690,9 +689,9 @@ QUICK_LONG = dict(n=10, width=32, depth=32, target_risk=1e-4, t_max=2000.0, save
 
 
 def flow_until(model, data, ts, piece, target, progress, label, **kwargs):
-    """`gf.flow` saving at `ts`, piece by piece (progress, and bounded memory), stopping at the
-    end of the first solver step where the risk ℓ = 2F is below `target` (`stop_below`): the
-    last saved point is that step's. Returns the joined `Trajectory`."""
+    """`gf.flow` saving at `ts`, piece by piece (progress, and bounded memory), stopping where
+    the risk ℓ = 2F crosses `target` (`stop_below`, the crossing root-found on the dense
+    output): the last saved point is the state there. Returns the joined `Trajectory`."""
     pieces = []
     n = len(ts) - 1
     with progress.task(label, total=n // piece) as advance:
@@ -1079,7 +1078,7 @@ class PLConfig(ExperimentConfig):
     - `widths`: the widths m swept (m/n is the overparameterisation).
     - `target_risk`: ℓ = 2F below which a run counts as converged; `t_max`: the horizon.
     - `saves`, `piece`: log-spaced saves in [t_first, t_max], solved piece by piece (each run
-      stops after the piece that reaches the target).
+      stops where ℓ crosses the target).
     - `pl_floor`: a run "keeps PL" when its minimum PL ratio along the path exceeds this (the
       default 1e-4: F would still fall e-fold every 10⁴ time units; the converging runs of the
       default sweep keep ratios ≈ 1e-3, their exponential rates).
