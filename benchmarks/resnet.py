@@ -74,6 +74,7 @@ Run: `.venv/bin/python benchmarks/resnet.py [--quick] [--repeat N] [--target R] 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import os
@@ -87,7 +88,7 @@ import numpy as np
 
 import gradflow as gf
 from gradflow.experiments._base import Progress
-from gradflow.experiments.resnet import GEOMETRY, LongConfig, flow_until
+from gradflow.experiments.resnet import GEOMETRY, LongConfig, flow_until, long_problem
 from gradflow.models.resnet import ResNet, embedding_matrices
 
 CONFIG = LongConfig()
@@ -99,21 +100,7 @@ T_MAX = CONFIG.t_max  # give up beyond this flow time
 
 def problem():
     """(model, data) exactly as `run_long` builds them with the default LongConfig."""
-    c = CONFIG
-    key_data, key_model = jax.random.split(jax.random.PRNGKey(c.seed))
-    data = gf.data.gaussian(key_data, c.n, c.dim, c.dim)
-    model = ResNet(
-        c.dim,
-        c.dim,
-        c.width,
-        c.depth,
-        c.dim,
-        key=key_model,
-        activation=c.activation,
-        init=c.init,
-        length_scale=c.length_scale,
-    )
-    return model, data
+    return long_problem(CONFIG)
 
 
 class Timer:
@@ -134,22 +121,9 @@ def risk_of(model, data) -> float:
 
 def gradflow_solve(model, data, target, solver, rtol, atol, controller):
     """The flow until ℓ < target, as the experiment runs it (`flow_until` on its save grid)."""
-    c = CONFIG
-    ts = np.concatenate([[0.0], np.geomspace(c.t_first, c.t_max, c.saves)])
+    config = dataclasses.replace(CONFIG, target_risk=target, solver=solver, rtol=rtol, atol=atol)
     traj = flow_until(
-        model,
-        data,
-        ts,
-        c.piece,
-        target,
-        Progress(),
-        "flow",
-        geometry=GEOMETRY,
-        solver=solver,
-        rtol=rtol,
-        atol=atol,
-        controller=controller,
-        max_steps=1_000_000,
+        model, data, config, Progress(), "flow", controller=controller, max_steps=1_000_000
     )
     risk = 2 * np.asarray(traj.loss)
     info = {

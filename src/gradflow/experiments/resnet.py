@@ -688,10 +688,15 @@ class LongConfig(ExperimentConfig):
 QUICK_LONG = dict(n=10, width=32, depth=32, target_risk=1e-4, t_max=2000.0, saves=40, piece=8)
 
 
-def flow_until(model, data, ts, piece, target, progress, label, **kwargs):
-    """`gf.flow` saving at `ts`, piece by piece (progress, and bounded memory), stopping where
-    the risk ℓ = 2F crosses `target` (`stop_below`, the crossing root-found on the dense
-    output): the last saved point is the state there. Returns the joined `Trajectory`."""
+def flow_until(model, data, config, progress, label, **kwargs):
+    """`gf.flow` in the conditional-Wasserstein geometry with `config`'s solver, rtol and atol,
+    saving at t = 0 and `config.saves` log-spaced times in [t_first, t_max], piece by piece
+    (`config.piece` saves each: progress, and bounded memory), stopping where the risk ℓ = 2F
+    crosses `config.target_risk` (`stop_below`, the crossing root-found on the dense output):
+    the last saved point is the state there. `kwargs` go to `gf.flow`. Returns the joined
+    `Trajectory`."""
+    ts = np.concatenate([[0.0], np.geomspace(config.t_first, config.t_max, config.saves)])
+    piece = config.piece
     pieces = []
     n = len(ts) - 1
     with progress.task(label, total=n // piece) as advance:
@@ -702,7 +707,11 @@ def flow_until(model, data, ts, piece, target, progress, label, **kwargs):
                 float(ts[j + piece]),
                 t0=float(ts[j]),
                 saveat=ts[j : j + piece + 1],
-                stop_below=target / 2,
+                stop_below=config.target_risk / 2,
+                geometry=GEOMETRY,
+                solver=config.solver,
+                rtol=config.rtol,
+                atol=config.atol,
                 **kwargs,
             )
             pieces.append(p)
@@ -713,14 +722,15 @@ def flow_until(model, data, ts, piece, target, progress, label, **kwargs):
     return concat(pieces)
 
 
-@register(
-    "resnet-long",
-    "A deep ResNet (L = 64, m = 64, n = 50) flowed to risk 1e-7: exponential convergence, PL "
-    "ratio, weights smooth in depth at all times (Marion et al. 2024, Fig. 2)",
-    LongConfig,
-)
-def run_long(config: LongConfig, progress: Progress) -> Result:
-    config = apply_quick(config, QUICK_LONG)
+def tail_rate(traj) -> float | None:
+    """The rate r of ℓ ≈ c e^{−r t} fitted over the last half of a trajectory's time span."""
+    t, risk = np.asarray(traj.ts), 2 * np.asarray(traj.loss)
+    tail = t >= t[-1] / 2
+    return dg.exponential_rate(t[tail], risk[tail]) if tail.sum() >= 2 else None
+
+
+def long_problem(config: LongConfig) -> tuple[ResNet, Dataset]:
+    """The `resnet-long` network and data of `config` (data x, y ~ N(0, I_dim))."""
     key_data, key_model = jax.random.split(jax.random.PRNGKey(config.seed))
     data = gaussian(key_data, config.n, config.dim, config.dim)
     model = ResNet(
@@ -734,28 +744,26 @@ def run_long(config: LongConfig, progress: Progress) -> Result:
         init=config.init,
         length_scale=config.length_scale,
     )
-    ts = np.concatenate([[0.0], np.geomspace(config.t_first, config.t_max, config.saves)])
+    return model, data
+
+
+@register(
+    "resnet-long",
+    "A deep ResNet (L = 64, m = 64, n = 50) flowed to risk 1e-7: exponential convergence, PL "
+    "ratio, weights smooth in depth at all times (Marion et al. 2024, Fig. 2)",
+    LongConfig,
+)
+def run_long(config: LongConfig, progress: Progress) -> Result:
+    config = apply_quick(config, QUICK_LONG)
+    model, data = long_problem(config)
     start = time.perf_counter()
-    traj = flow_until(
-        model,
-        data,
-        ts,
-        config.piece,
-        config.target_risk,
-        progress,
-        "resnet-long: flow",
-        geometry=GEOMETRY,
-        solver=config.solver,
-        rtol=config.rtol,
-        atol=config.atol,
-    )
+    traj = flow_until(model, data, config, progress, "resnet-long: flow")
     wall = time.perf_counter() - start
     risk = 2 * np.asarray(traj.loss)
     t = np.asarray(traj.ts)
     t_hit = traj.info["stopped_at"]  # the time ℓ crossed the target (None: not within t_max)
     pl = dg.pl_ratio(traj)
-    tail = t >= t[-1] / 2
-    rate = dg.exponential_rate(t[tail], risk[tail]) if tail.sum() >= 2 else None
+    rate = tail_rate(traj)
     smooth = dg.depth_smoothness(traj)
     gap = dg.ode_gap(traj.final, data.x)
     steps = int(np.sum(traj.stats["num_steps"]))
@@ -1135,7 +1143,6 @@ def run_pl(config: PLConfig, progress: Progress) -> Result:
     config = apply_quick(config, QUICK_PL)
     key_data, key_model = jax.random.split(jax.random.PRNGKey(config.seed))
     data = gaussian(key_data, config.n, config.dim, config.dim)
-    ts = np.concatenate([[0.0], np.geomspace(config.t_first, config.t_max, config.saves)])
     rows, trajs = [], {}
     with progress.task("resnet-pl: widths", total=len(config.widths)) as advance:
         for width in sorted(config.widths):
@@ -1149,22 +1156,8 @@ def run_pl(config: PLConfig, progress: Progress) -> Result:
                 activation=config.activation,
                 init="tied",
             )
-            traj = flow_until(
-                model,
-                data,
-                ts,
-                config.piece,
-                config.target_risk,
-                progress,
-                f"  m={width}: flow",
-                geometry=GEOMETRY,
-                solver=config.solver,
-                rtol=config.rtol,
-                atol=config.atol,
-            )
+            traj = flow_until(model, data, config, progress, f"  m={width}: flow")
             risk = 2 * np.asarray(traj.loss)
-            t = np.asarray(traj.ts)
-            tail = t >= t[-1] / 2
             pl = dg.pl_ratio(traj)
             kernel = dg.tangent_kernel_pl(model, data, GEOMETRY)  # the worst case at init
             t_hit = traj.info["stopped_at"]  # ℓ crossed the target (None: not within t_max)
@@ -1174,10 +1167,7 @@ def run_pl(config: PLConfig, progress: Progress) -> Result:
                     "m_over_n": width / config.n,
                     "final_risk": float(risk[-1]),
                     "final_time": float(traj.ts[-1]),
-                    # ℓ ≈ c e^{−rate·t} over the last half of the run
-                    "final_rate": dg.exponential_rate(t[tail], risk[tail])
-                    if tail.sum() >= 2
-                    else None,
+                    "final_rate": tail_rate(traj),  # ℓ ≈ c e^{−rate·t}, last half of the run
                     "reached_target": t_hit is not None,
                     "time_to_target": t_hit,
                     "pl_ratio_min": pl.min,
@@ -1222,7 +1212,7 @@ def run_pl(config: PLConfig, progress: Progress) -> Result:
             "some_width_reaches_target_with_pl_bounded_away_from_zero": bool(len(good)),
         },
     }
-    figures, captions = _pl_figures(frame, trajs, config)
+    figures, captions = _pl_figures(frame, trajs, config, separation["statement"])
     notes = (
         f"Each width is flowed (adaptive '{config.solver}', conditional-Wasserstein geometry) from the tied "
         "init until ℓ < target or t_max. Prop. 5/Thm. 6: with m ≳ n (and L ≳ √(nq)) a local PL "
@@ -1297,7 +1287,7 @@ def _pl_separation(frame, config) -> dict:
     return {"tangent_kernel_at_init": kernel, "flow": flow, "statement": " ".join(words)}
 
 
-def _pl_figures(frame, trajs, config):
+def _pl_figures(frame, trajs, config, separation_statement):
     from matplotlib.ticker import NullFormatter
 
     figures, captions = {}, {}
@@ -1365,7 +1355,7 @@ def _pl_figures(frame, trajs, config):
         "PL ratio along the path against the overparameterisation m/n "
         "(dashed: m = n); squares: the PL constant valid for every target at the tied init, "
         "(2/n) λ_min of the tangent kernel, shown where it is positive (it is 0 for m < n). "
-        + _pl_separation(frame, config)["statement"]
+        + separation_statement
     )
     return figures, captions
 
