@@ -22,6 +22,6 @@ from .solvers import Ensemble as Ensemble  # noqa: E402
 from .solvers import descent as descent  # noqa: E402
 from .solvers import ensemble as ensemble  # noqa: E402
 from .solvers import flow as flow  # noqa: E402
-from .trajectory import Trajectory as Trajectory  # noqa: E402
+from ._trajectory import Trajectory as Trajectory  # noqa: E402
 
 __version__ = "0.1.0"

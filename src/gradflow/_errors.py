@@ -42,14 +42,19 @@ class SolverError(_RunError):
     """The solver stopped early (e.g. `max_steps` reached). `trajectory` holds what was computed."""
 
 
-def check(condition: bool, field: str, value: Any, accepted: str) -> None:
-    """Raise `ConfigError(field, value, accepted)` unless `condition` holds."""
-    if not condition:
-        raise ConfigError(field, value, accepted)
+class FileFormatError(ConfigError):
+    """A file gradflow was asked to read is not what it should be (unknown format or version,
+    damaged, failed checksum). Raised as a one-line message; reading never executes code."""
+
+    def __init__(self, path, problem: str, accepted: str):
+        super().__init__("file", str(path), accepted)
+        self.problem = problem
+        self.args = (f"cannot read {path}: {problem} (expected {accepted})",)
+
+    def __str__(self) -> str:
+        return self.args[0]
 
 
-def check_choice(field: str, value: Any, choices) -> None:
-    """Raise `ConfigError` unless `value` is one of `choices`."""
-    choices = list(choices)
-    if value not in choices:
-        raise ConfigError(field, value, "one of " + ", ".join(repr(c) for c in choices))
+class RunInterrupted(RuntimeError):
+    """A run was asked to stop (SIGINT/SIGTERM) and stopped at a safe point; what was computed
+    before it is kept (checkpoints, partial results)."""

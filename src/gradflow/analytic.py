@@ -42,7 +42,7 @@ from collections.abc import Sequence
 import jax.numpy as jnp
 import numpy as np
 
-from ._errors import check
+from ._validation import check
 from .data import Dataset
 
 __all__ = [

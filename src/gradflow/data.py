@@ -16,7 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._custom_types import Array, Float, Inputs, Targets
-from ._errors import ConfigError, check
+from ._errors import ConfigError
+from ._validation import check
 
 
 class Moments(eqx.Module):

@@ -23,11 +23,12 @@ import optax
 import optimistix as optx
 
 from ._chebyshev import RungeKuttaChebyshev
-from ._errors import ConfigError, DivergenceError, SolverError, check, check_choice
+from ._errors import ConfigError, DivergenceError, SolverError
+from ._validation import check, check_choice
 from .data import Dataset
 from .geometry import as_geometry
 from .objective import make_objective, trainable_masses, value_and_grad
-from .trajectory import Trajectory
+from ._trajectory import Trajectory
 
 SOLVERS: dict[str, Callable[[], diffrax.AbstractSolver]] = {
     "tsit5": diffrax.Tsit5,

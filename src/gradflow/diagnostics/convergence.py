@@ -20,11 +20,12 @@ import jax.numpy as jnp
 import jax.tree_util as jtu
 import numpy as np
 
-from .._errors import ConfigError, check
+from .._errors import ConfigError
+from .._validation import check
 from ..data import Dataset
 from ..geometry import as_geometry
 from ..objective import trainable_masses
-from ..trajectory import Trajectory
+from .._trajectory import Trajectory
 
 
 class PLRatio(NamedTuple):

@@ -32,7 +32,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._errors import ConfigError, check
+from .._errors import ConfigError
+from .._validation import check
 from ..analytic import balanced_factorisation, critical_value, teacher_modes
 from .hessian import hessian_spectrum
 

@@ -30,7 +30,7 @@ import numpy as np
 from .._custom_types import Array, Inputs
 from .._errors import ConfigError
 from ..solvers import Ensemble
-from ..trajectory import Trajectory
+from .._trajectory import Trajectory
 
 
 class DepthSmoothness(NamedTuple):

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from .._errors import check
+from .._validation import check
 from ..objective import make_objective, trainable_masses
 
 __all__ = ["hessian_spectrum", "hessian_matrix"]

@@ -49,7 +49,8 @@ from collections.abc import Callable
 import numpy as np
 from scipy.interpolate import CubicSpline
 
-from .._errors import ConfigError, check
+from .._errors import ConfigError
+from .._validation import check
 from .convergence import loglog_slope
 
 

@@ -43,7 +43,8 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment, linprog
 from scipy.spatial.distance import cdist
 
-from .._errors import ConfigError, check, check_choice
+from .._errors import ConfigError
+from .._validation import check, check_choice
 
 EXACT_UNIFORM_MAX = 1024  # replicated size lcm(n, m) up to which 'auto' uses the assignment
 EXACT_LP_MAX = 10_000  # n·m up to which 'auto' uses the exact LP for non-uniform weights

@@ -35,7 +35,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import analytic
-from .._errors import DivergenceError, SolverError, check, check_choice
+from .._errors import DivergenceError, SolverError
+from .._validation import check, check_choice
 from ..data import linear_teacher
 from ..diagnostics import (
     conservation_drift,
@@ -45,7 +46,7 @@ from ..diagnostics import (
 )
 from ..models import DeepLinear
 from ..solvers import SOLVERS, descent, flow
-from ..trajectory import Trajectory
+from .._trajectory import Trajectory
 from ._base import ExperimentConfig, Progress, Result, register
 
 _DEFAULT_S = [4.0, 3.0, 2.2, 1.6, 1.2, 0.9, 0.65, 0.5]

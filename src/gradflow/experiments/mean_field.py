@@ -23,7 +23,8 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from .._errors import ConfigError, DivergenceError, SolverError, check
+from .._errors import ConfigError, DivergenceError, SolverError
+from .._validation import check
 from ..data import Dataset
 from ..diagnostics.lojasiewicz import energy_dissipation, lojasiewicz_fit
 from ..diagnostics.transport import conditional_wasserstein, cumulative_path_length

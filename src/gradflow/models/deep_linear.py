@@ -30,7 +30,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._custom_types import Array, Float, Inputs, Outputs
-from .._errors import ConfigError, check
+from .._errors import ConfigError
+from .._validation import check
 from ..data import Moments
 from ._base import AbstractModel
 

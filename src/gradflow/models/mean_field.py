@@ -52,7 +52,8 @@ import jax.tree_util as jtu
 import numpy as np
 
 from .._custom_types import Array, Float, Inputs, Outputs
-from .._errors import ConfigError, check, check_choice
+from .._errors import ConfigError
+from .._validation import check, check_choice
 from ._base import AbstractModel, masses_like
 
 # Particles per block in the forward sum (see `MeanFieldResNet._step`): a block's activations,

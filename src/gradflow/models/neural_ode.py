@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._custom_types import Array, Float, Inputs, Outputs
-from .._errors import check, check_choice
+from .._validation import check, check_choice
 from ._base import AbstractModel
 from .resnet import (
     ACTIVATIONS,

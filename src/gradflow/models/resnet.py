@@ -28,7 +28,8 @@ import jax.tree_util as jtu
 import numpy as np
 
 from .._custom_types import Array, Float, Inputs, Outputs
-from .._errors import ConfigError, check, check_choice
+from .._errors import ConfigError
+from .._validation import check, check_choice
 from ._base import AbstractModel, masses_like
 
 ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
