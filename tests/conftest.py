@@ -14,6 +14,7 @@ import jax  # noqa: E402
 import pytest  # noqa: E402
 
 import gradflow  # noqa: E402,F401
+import gradflow as gf  # noqa: E402
 from gradflow.experiments import run_experiment  # noqa: E402
 
 
@@ -76,3 +77,40 @@ def quick_experiment(once_per_session):
         return folder, summary
 
     return get
+
+
+_BACKEND_COMPILE = "/jax/core/compile/backend_compile_duration"
+
+
+class CompileCounter:
+    """Counts (a) traces of the solvers' compiled bodies, through a side effect in a function
+    they call only while tracing, and (b) XLA backend compilations, through jax.monitoring."""
+
+    def __init__(self, monkeypatch):
+        self.traces = 0
+        self.compiles = 0
+        original = gf.GradientFlowProblem.value_and_grad
+
+        def counting(*args, **kwargs):
+            self.traces += 1
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(gf.GradientFlowProblem, "value_and_grad", counting)
+
+    def _listener(self, event, duration, **kwargs):
+        if event == _BACKEND_COMPILE:
+            self.compiles += 1
+
+    def __enter__(self):
+        jax.monitoring.register_event_duration_secs_listener(self._listener)
+        return self
+
+    def __exit__(self, *exc):
+        jax.monitoring.unregister_event_duration_listener(self._listener)
+
+
+@pytest.fixture
+def compile_counter(monkeypatch):
+    """A `CompileCounter` (use as a context manager): traces of `GradientFlowProblem`'s gradient
+    and XLA compilations while it is active."""
+    return CompileCounter(monkeypatch)

@@ -11,17 +11,25 @@ from . import analytic as analytic  # noqa: E402
 from . import data as data  # noqa: E402
 from . import diagnostics as diagnostics  # noqa: E402
 from . import geometry as geometry  # noqa: E402
+from . import losses as losses  # noqa: E402
 from . import models as models  # noqa: E402
 from . import objective as objective  # noqa: E402
 from ._chebyshev import RungeKuttaChebyshev as RungeKuttaChebyshev  # noqa: E402
+from ._descent import descent as descent  # noqa: E402
+from ._ensemble import Ensemble as Ensemble  # noqa: E402
+from ._ensemble import ensemble as ensemble  # noqa: E402
 from ._errors import ConfigError as ConfigError  # noqa: E402
 from ._errors import DivergenceError as DivergenceError  # noqa: E402
+from ._errors import FileFormatError as FileFormatError  # noqa: E402
+from ._errors import RunInterrupted as RunInterrupted  # noqa: E402
 from ._errors import SolverError as SolverError  # noqa: E402
-from .data import Dataset as Dataset  # noqa: E402
-from .solvers import Ensemble as Ensemble  # noqa: E402
-from .solvers import descent as descent  # noqa: E402
-from .solvers import ensemble as ensemble  # noqa: E402
-from .solvers import flow as flow  # noqa: E402
+from ._flow import flow as flow  # noqa: E402
+from ._pieces import flow_in_pieces as flow_in_pieces  # noqa: E402
+from ._problem import GradientFlowProblem as GradientFlowProblem  # noqa: E402
+from ._solvers import SolverChoice as SolverChoice  # noqa: E402
+from ._solvers import choose_solver as choose_solver  # noqa: E402
+from ._solvers import largest_curvature as largest_curvature  # noqa: E402
 from ._trajectory import Trajectory as Trajectory  # noqa: E402
+from .data import Dataset as Dataset  # noqa: E402
 
 __version__ = "0.1.0"

@@ -24,6 +24,8 @@ import jax.lax as lax
 import jax.numpy as jnp
 import jax.tree_util as jtu
 
+from ._solvers import AbstractCountingSolver
+
 # The damping of the Chebyshev polynomials (w0 = 1 + ε/s²): ε = 2/13 keeps the stability
 # polynomial at least ~0.95 in modulus away from 1 inside the interval, so that errors in stiff
 # components are damped rather than merely not amplified (Sommeijer et al., §2).
@@ -47,7 +49,7 @@ def _combine(coeffs, trees):
     )
 
 
-class RungeKuttaChebyshev(diffrax.AbstractAdaptiveSolver):
+class RungeKuttaChebyshev(AbstractCountingSolver):
     r"""Second-order Runge–Kutta–Chebyshev (RKC) method for stiff problems whose Jacobian has a
     real (or nearly real) spectrum, such as gradient flows.
 
@@ -92,6 +94,11 @@ class RungeKuttaChebyshev(diffrax.AbstractAdaptiveSolver):
 
     def func(self, terms, t0, y0, args):
         return terms.vf(t0, y0, args)
+
+    def evaluations(self, solver_state):
+        """Evaluations since `init` by accepted steps: 1 + the initial power iterations at
+        `init`, then s + 1 per accepted step."""
+        return solver_state[3]
 
     # solver state: (f(y), power-iteration direction, spectral radius estimate, evaluations)
 

@@ -107,6 +107,73 @@ class Trajectory(eqx.Module):
             self.info,
         )
 
+    @property
+    def result(self) -> str | list[str]:
+        """How the solve ended: 'successful', 'event_occurred' (stopped at a level),
+        'max_steps_reached', 'dt_min_reached', 'nonfinite', ... (a list for an ensemble)."""
+        return self.info.get("result", "successful")
+
+    @classmethod
+    def concatenate(cls, trajectories) -> Trajectory:
+        """Trajectories of consecutive solves joined in time.
+
+        Each one must start where the previous one ended or after it; a first point that repeats
+        the previous trajectory's last time (a piece that saves its start) is dropped. Solver
+        statistics are added (member by member for an ensemble; flags are and-ed), `info` is the
+        first's with `t1`, `result` and `stopped_at` of the last, a `pieces` count, and values
+        that differ between the pieces (e.g. the solver) joined by '+'.
+        """
+        trajectories = list(trajectories)
+        if not trajectories:
+            raise ValueError("concatenate needs at least one trajectory")
+        first = trajectories[0]
+        axis = 0 if first.ensemble_size is None else 1
+        keep = [np.arange(len(first))]
+        for prev, nxt in zip(trajectories, trajectories[1:], strict=False):
+            t_prev, t_next = float(prev.ts[-1]), np.asarray(nxt.ts)
+            if t_next[0] < t_prev:
+                raise ValueError(
+                    f"trajectories overlap: one starts at t={t_next[0]:g} before t={t_prev:g}"
+                )
+            keep.append(np.arange(1 if t_next[0] == t_prev else 0, len(nxt)))
+
+        def cat(arrays, ax):
+            return jnp.concatenate(
+                [jnp.take(a, k, axis=ax) for a, k in zip(arrays, keep, strict=True)], axis=ax
+            )
+
+        params = jtu.tree_map(lambda *a: cat(a, axis), *[t.params for t in trajectories])
+        stats = {}
+        for key in first.stats:
+            values = [t.stats.get(key) for t in trajectories]
+            if isinstance(values[0], bool):
+                stats[key] = all(bool(v) for v in values)
+            elif all(isinstance(v, int | float | list) for v in values):
+                stats[key] = np.sum(np.asarray(values), axis=0).tolist()
+            else:
+                stats[key] = values[-1]
+        info = dict(first.info)
+        for key in {k for t in trajectories[1:] for k in t.info}:
+            values = [t.info.get(key) for t in trajectories]
+            if all(isinstance(v, str) for v in values) and len(set(values)) > 1:
+                info[key] = "+".join(dict.fromkeys("+".join(values).split("+")))
+        last = trajectories[-1].info
+        for key in ("t1", "result", "stopped_at"):
+            if key in last:
+                info[key] = last[key]
+        info["pieces"] = sum(t.info.get("pieces", 1) for t in trajectories)
+        lead = first.loss.ndim - 1
+        return cls(
+            cat([t.ts for t in trajectories], 0),
+            params,
+            first.static,
+            cat([t.loss for t in trajectories], lead),
+            cat([t.grad_norm for t in trajectories], lead),
+            first.masses,
+            stats,
+            info,
+        )
+
     def path_length(self) -> Float[Array, "*E"]:
         """∫ |θ'|_G dt, the length of the path in the flow's metric |v|_G² = Σ_j m_j |v_j|²,
         measured along the polygon through the saved points (a lower bound that converges as the
@@ -188,7 +255,7 @@ class Trajectory(eqx.Module):
         return path
 
     @classmethod
-    def load(cls, path) -> Trajectory:
+    def load(cls, path, like=None) -> Trajectory:
         """Read a trajectory written by `save`."""
         import xarray as xr
 

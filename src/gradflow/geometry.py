@@ -27,7 +27,7 @@ import equinox as eqx
 import jax.numpy as jnp
 import jax.tree_util as jtu
 
-from ._custom_types import PyTree
+from ._custom_types import Array, Float, PyTree
 from ._errors import ConfigError
 
 
@@ -47,6 +47,17 @@ class AbstractGeometry(eqx.Module):
     @abc.abstractmethod
     def metric_masses(self, masses: PyTree) -> PyTree:
         """The masses this geometry uses (1 everywhere for Euclidean)."""
+
+    def norm(self, velocity: PyTree, masses: PyTree) -> Float[Array, ""]:
+        """|v|_G = (Σ_j m_j |v_j|²)^{1/2}, the metric's norm of a velocity (a tangent vector)."""
+        terms = jtu.tree_map(lambda v, m: jnp.sum(m * v**2), velocity, self.metric_masses(masses))
+        return jnp.sqrt(sum(jtu.tree_leaves(terms)))
+
+    def dual_norm(self, grads: PyTree, masses: PyTree) -> Float[Array, ""]:
+        """|∇F|_G = (Σ_j |∇_{θ_j}F|² / m_j)^{1/2}, the norm of a gradient (a cotangent vector):
+        along the flow dF/dt = −|∇F|_G² (the energy identity)."""
+        terms = jtu.tree_map(lambda g, m: jnp.sum(g**2 / m), grads, self.metric_masses(masses))
+        return jnp.sqrt(sum(jtu.tree_leaves(terms)))
 
 
 def _scaled_velocity(grads, masses):

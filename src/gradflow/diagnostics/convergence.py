@@ -21,11 +21,11 @@ import jax.tree_util as jtu
 import numpy as np
 
 from .._errors import ConfigError
+from .._problem import trainable_masses
+from .._trajectory import Trajectory
 from .._validation import check
 from ..data import Dataset
 from ..geometry import as_geometry
-from ..objective import trainable_masses
-from .._trajectory import Trajectory
 
 
 class PLRatio(NamedTuple):

@@ -35,6 +35,7 @@ import numpy as np
 from .._errors import ConfigError
 from .._validation import check
 from ..analytic import balanced_factorisation, critical_value, teacher_modes
+from ..losses import HalfMSE
 from .hessian import hessian_spectrum
 
 __all__ = ["CriticalPoint", "critical_points", "SaddleTimeline", "saddle_timeline"]
@@ -80,7 +81,7 @@ class CriticalPoint:
 @eqx.filter_jit
 def _value_and_grad_norm(model, stats):
     params, static = eqx.partition(model, model.trainable())
-    f, g = jax.value_and_grad(lambda p: eqx.combine(p, static).risk(stats))(params)
+    f, g = jax.value_and_grad(lambda p: HalfMSE().risk(eqx.combine(p, static), stats))(params)
     return f, jnp.sqrt(sum(jnp.sum(x**2) for x in jax.tree_util.tree_leaves(g)))
 
 

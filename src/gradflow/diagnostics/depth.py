@@ -29,8 +29,8 @@ import numpy as np
 
 from .._custom_types import Array, Inputs
 from .._errors import ConfigError
-from ..solvers import Ensemble
 from .._trajectory import Trajectory
+from ..solvers import Ensemble
 
 
 class DepthSmoothness(NamedTuple):

@@ -1,6 +1,6 @@
 """The Hessian of the objective: its full spectrum (dense) or its extremes (Lanczos).
 
-F(θ) = risk + l2 · Σ m|θ|² as in `gradflow.objective`, differentiated with respect to the trainable
+F(θ) = risk + l2 · Σ m|θ|² (`gradflow.GradientFlowProblem`), differentiated with respect to the trainable
 parameters flattened into one vector θ ∈ R^P (`jax.flatten_util.ravel_pytree` order). The Euclidean
 Hessian is returned (what decides whether a critical point is a strict saddle: λ_min < 0).
 
@@ -22,40 +22,34 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from .._problem import GradientFlowProblem
 from .._validation import check
-from ..objective import make_objective, trainable_masses
 
 __all__ = ["hessian_spectrum", "hessian_matrix"]
 
 
-def _split(model, data):
-    params, static = eqx.partition(model, model.trainable())
-    return params, static, trainable_masses(model), model.statistics(data)
-
-
-def _flat(params, static, masses, stats, l2):
+def _flat(problem, params):
     """F as a function of the flattened parameters (built inside the compiled functions, so that
     the compilation cache keys on shapes only)."""
     flat, unravel = ravel_pytree(params)
-    objective = make_objective(static, masses, l2)
-    return flat, lambda x: objective(unravel(x), stats)
+    return flat, lambda x: problem.objective(unravel(x))
 
 
 @eqx.filter_jit
-def _dense(params, static, masses, stats, l2):
-    flat, f = _flat(params, static, masses, stats, l2)
+def _dense(problem, params):
+    flat, f = _flat(problem, params)
     return jax.hessian(f)(flat)
 
 
-def hessian_matrix(model, data, l2: float = 0.0) -> np.ndarray:
+def hessian_matrix(model, data, l2: float = 0.0, loss="half_mse") -> np.ndarray:
     """The dense Hessian ∇²F (P × P) with respect to the flattened trainable parameters."""
-    params, static, masses, stats = _split(model, data)
-    return np.asarray(_dense(params, static, masses, stats, jnp.asarray(l2, float)))
+    problem, params = GradientFlowProblem.from_model(model, data, l2=l2, loss=loss)
+    return np.asarray(_dense(problem, params))
 
 
 @eqx.filter_jit
-def _lanczos(params, static, masses, stats, l2, m, key):
-    flat, f = _flat(params, static, masses, stats, l2)
+def _lanczos(problem, params, m, key):
+    flat, f = _flat(problem, params)
     grad = jax.grad(f)
     hvp = lambda v: jax.jvp(grad, (flat,), (v,))[1]
     n = flat.shape[0]
@@ -95,34 +89,39 @@ def _lanczos(params, static, masses, stats, l2, m, key):
 
 
 def hessian_spectrum(
-    model, data, k: int | None = None, l2: float = 0.0, *, iterations: int | None = None, key=None
+    model,
+    data,
+    k: int | None = None,
+    l2: float = 0.0,
+    *,
+    loss="half_mse",
+    iterations: int | None = None,
+    key=None,
 ) -> np.ndarray:
     """Sorted eigenvalues of the Hessian of F with respect to the trainable parameters.
 
     **Arguments:**
 
-    - `model`, `data`: the point θ and the data (F = model.risk + l2 · Σ m|θ|²).
+    - `model`, `data`: the point θ and the data (F = risk + l2 · Σ m|θ|²).
     - `k`: None for the whole spectrum (dense `jax.hessian`, P × P); an integer for the k smallest
       and k largest Ritz values of a Lanczos iteration on Hessian-vector products.
-    - `l2`: the L2 weight λ of the objective.
+    - `l2`: the L2 weight λ of the objective; `loss`: its loss (`gradflow.losses`).
     - `iterations`: Lanczos steps m (default min(P, 2k + 40)); m = P gives the exact spectrum.
     - `key`: `jax.random` key of the Lanczos start vector (default `PRNGKey(0)`).
 
     **Returns:** a float64 array, increasing: all P eigenvalues (dense), or the 2k extreme Ritz
     values [k smallest, k largest] (all m of them when m ≤ 2k).
     """
-    check(np.isfinite(l2) and l2 >= 0, "l2", l2, "a non-negative number")
-    params, static, masses, stats = _split(model, data)
-    l2 = jnp.asarray(l2, float)
+    problem, params = GradientFlowProblem.from_model(model, data, l2=l2, loss=loss)
     if k is None:
-        h = _dense(params, static, masses, stats, l2)
+        h = _dense(problem, params)
         return np.asarray(jnp.linalg.eigvalsh(0.5 * (h + h.T)))
     p = model.parameter_count()
     check(isinstance(k, int | np.integer) and k >= 1, "k", k, "a positive integer or None")
     m = min(p, 2 * int(k) + 40) if iterations is None else int(iterations)
     check(1 <= m <= p, "iterations", iterations, f"an integer in 1..{p} (the parameter count)")
     key = jax.random.PRNGKey(0) if key is None else key
-    ritz = np.asarray(_lanczos(params, static, masses, stats, l2, m, key))
+    ritz = np.asarray(_lanczos(problem, params, m, key))
     if m <= 2 * k:
         return ritz
     return np.concatenate([ritz[:k], ritz[-k:]])

@@ -36,6 +36,7 @@ import numpy as np
 
 from .. import analytic
 from .._errors import DivergenceError, SolverError
+from .._trajectory import Trajectory
 from .._validation import check, check_choice
 from ..data import linear_teacher
 from ..diagnostics import (
@@ -46,7 +47,6 @@ from ..diagnostics import (
 )
 from ..models import DeepLinear
 from ..solvers import SOLVERS, descent, flow
-from .._trajectory import Trajectory
 from ._base import ExperimentConfig, Progress, Result, register
 
 _DEFAULT_S = [4.0, 3.0, 2.2, 1.6, 1.2, 0.9, 0.65, 0.5]

@@ -591,18 +591,10 @@ def run_lojasiewicz(config: LojasiewiczConfig, progress: Progress) -> Result:
 
 def _particle_grads(model, data, l2) -> np.ndarray:
     """|∇_θ (δF/δμ)(s_k, θ_{k,j})| = |∂F/∂θ_{k,j}| · L M for every particle."""
-    import equinox as eqx
+    from .._problem import GradientFlowProblem
 
-    from ..objective import l2_penalty, trainable_masses
-
-    params, static = eqx.partition(model, model.trainable())
-    masses = trainable_masses(model)
-
-    def objective(p):
-        mdl = eqx.combine(p, static)
-        return mdl.risk(data) + l2 * l2_penalty(p, masses)
-
-    g = jax.grad(objective)(params)
+    problem, params = GradientFlowProblem.from_model(model, data, l2=l2)
+    g = jax.grad(problem.objective)(params)
     scale = model.layers * model.particles
     parts = [g.u, g.w] + ([g.b[..., None]] if model.bias else [])
     return np.asarray(scale * jnp.linalg.norm(jnp.concatenate(parts, axis=-1), axis=-1))

@@ -25,11 +25,11 @@ import numpy as np
 import pandas as pd
 
 from .. import diagnostics as dg
+from .._trajectory import Trajectory
 from .._validation import check, check_choice
 from ..data import Dataset, digit_labels, digits, gaussian
 from ..models.resnet import ACTIVATIONS, INITS, ResNet
 from ..solvers import SOLVERS, Ensemble, descent, flow
-from .._trajectory import Trajectory
 from ._base import ExperimentConfig, Progress, Result, register
 
 GEOMETRY = "conditional_wasserstein"

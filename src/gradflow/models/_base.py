@@ -4,7 +4,9 @@ A model is an `eqx.Module`. Its trainable parameters are the leaves selected by 
 (default: every floating-point array). A model that discretises a measure by particles declares
 the *mass* of each parameter in `masses()`: a pytree with the model's structure whose leaves are
 numbers (or arrays broadcastable to the leaf). The geometry turns a gradient into a velocity with
-these masses (DESIGN.md, "one mechanism for all three geometries"); models never name a geometry.
+these masses (`docs/geometries.md`); models never name a geometry, and never a loss: the risk is
+the loss's (`gradflow.losses`), which may use a sufficient statistic of the data for models that
+declare the structure it needs (`AbstractLinearModel`).
 """
 
 from __future__ import annotations
@@ -14,24 +16,19 @@ from typing import ClassVar
 
 import equinox as eqx
 import jax
-import jax.numpy as jnp
 import jax.tree_util as jtu
 
 from .._custom_types import Array, Float, Inputs, Outputs, PyTree
-from ..data import Dataset
 
 
 class AbstractModel(eqx.Module):
     """A network: `__call__(x)` maps a batch (n, d_in) to (n, d_out).
 
-    Subclasses may override:
+    Subclasses define `__call__`, `in_dim` and `out_dim`, and may override:
 
     - `trainable()`: which leaves move under the flow (default: all inexact arrays).
     - `masses()`: the mass of each trainable leaf in the measure it discretises, or `None` for a
       model that discretises no measure (then only the Euclidean geometry applies).
-    - `statistics(data)` / `risk(stats)`: a sufficient statistic of the data for this model and the
-      risk computed from it. The default is the data itself and
-      F = (1/2n) Σ_i |f(x_i) − y_i|²; linear models use second moments instead.
     - `layered`: True when parameters are indexed by a layer coordinate s ∈ [0, 1] that is not
       itself a parameter (the conditional-Wasserstein geometry keeps it frozen).
     """
@@ -40,7 +37,17 @@ class AbstractModel(eqx.Module):
 
     @abc.abstractmethod
     def __call__(self, x: Inputs) -> Outputs:
-        raise NotImplementedError
+        """The outputs (n, d_out) of the batch `x` (n, d_in)."""
+
+    @property
+    @abc.abstractmethod
+    def in_dim(self) -> int:
+        """d_in."""
+
+    @property
+    @abc.abstractmethod
+    def out_dim(self) -> int:
+        """d_out."""
 
     def trainable(self) -> PyTree[bool]:
         return jtu.tree_map(eqx.is_inexact_array, self)
@@ -48,25 +55,23 @@ class AbstractModel(eqx.Module):
     def masses(self) -> PyTree | None:
         return None
 
-    def statistics(self, data: Dataset) -> PyTree:
-        return data
-
-    def risk(self, stats: PyTree) -> Float[Array, ""]:
-        """F = (1/2n) Σ_i |f(x_i) − y_i|² on `stats` (a `Dataset` by default)."""
-        residual = self(stats.x) - stats.y
-        return 0.5 * jnp.mean(jnp.sum(residual**2, axis=-1))
-
-    @property
-    def in_dim(self) -> int:
-        raise NotImplementedError
-
-    @property
-    def out_dim(self) -> int:
-        raise NotImplementedError
-
     def parameter_count(self) -> int:
         params, _ = eqx.partition(self, self.trainable())
         return sum(int(x.size) for x in jax.tree_util.tree_leaves(params))
+
+
+class AbstractLinearModel(AbstractModel):
+    """A model linear in its input, f(x) = W x with W = `product()` (d_out × d_in).
+
+    Squared losses then depend on the data only through second moments (`gradflow.losses`).
+    """
+
+    @abc.abstractmethod
+    def product(self) -> Float[Array, "d_out d_in"]:
+        """The end-to-end matrix W."""
+
+    def __call__(self, x: Inputs) -> Outputs:
+        return x @ self.product().T
 
 
 def masses_like(model: AbstractModel, default, **overrides) -> PyTree:

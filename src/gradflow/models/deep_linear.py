@@ -29,11 +29,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._custom_types import Array, Float, Inputs, Outputs
+from .._custom_types import Array, Float
 from .._errors import ConfigError
 from .._validation import check
-from ..data import Moments
-from ._base import AbstractModel
+from ._base import AbstractLinearModel
 
 
 def _check_widths(widths) -> tuple[int, ...]:
@@ -50,15 +49,6 @@ def _check_widths(widths) -> tuple[int, ...]:
     return widths
 
 
-def linear_risk(product: Float[Array, "d_out d_in"], moments: Moments) -> Float[Array, ""]:
-    """F = ½ tr(W Σ_xx Wᵀ) − tr(W Σ_yxᵀ) + ½ tr Σ_yy for the end-to-end matrix W."""
-    return (
-        0.5 * jnp.sum((product @ moments.sxx) * product)
-        - jnp.sum(product * moments.syx)
-        + 0.5 * moments.tr_syy
-    )
-
-
 def chain(weights: Sequence[Array]) -> Array:
     """W_H ⋯ W_1 for weights [W_1, ..., W_H]."""
     out = weights[0]
@@ -67,7 +57,7 @@ def chain(weights: Sequence[Array]) -> Array:
     return out
 
 
-class DeepLinear(AbstractModel):
+class DeepLinear(AbstractLinearModel):
     """A deep linear network f(x) = W_H ⋯ W_1 x.
 
     **Arguments:**
@@ -134,15 +124,6 @@ class DeepLinear(AbstractModel):
         """W = W_H ⋯ W_1."""
         return chain(self.weights)
 
-    def __call__(self, x: Inputs) -> Outputs:
-        return x @ self.product().T
-
-    def statistics(self, data) -> Moments:
-        return data.moments()
-
-    def risk(self, stats: Moments) -> Float[Array, ""]:
-        return linear_risk(self.product(), stats)
-
     def conserved(self) -> list[Array]:
         """C_k = W_{k+1}ᵀ W_{k+1} − W_k W_kᵀ, k = 1..H−1 (constant along the gradient flow)."""
         w = self.weights
@@ -176,7 +157,7 @@ class DeepLinear(AbstractModel):
         )
 
 
-class AdjacencyDeepLinear(AbstractModel):
+class AdjacencyDeepLinear(AbstractLinearModel):
     """A deep linear network parametrised by its adjacency matrix A (all N² entries move).
 
     The risk is computed from the corner block (0, H) of A^H = Wᵀ, so the gradient flow of this
@@ -225,15 +206,6 @@ class AdjacencyDeepLinear(AbstractModel):
         o = self._offsets()
         corner = self.power(self.depth)[o[0] : o[1], o[-2] : o[-1]]
         return corner.T
-
-    def __call__(self, x: Inputs) -> Outputs:
-        return x @ self.product().T
-
-    def statistics(self, data) -> Moments:
-        return data.moments()
-
-    def risk(self, stats: Moments) -> Float[Array, ""]:
-        return linear_risk(self.product(), stats)
 
     def pattern_mask(self) -> np.ndarray:
         """Boolean mask of the block-shift pattern (blocks (k−1, k))."""

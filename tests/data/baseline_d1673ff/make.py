@@ -20,7 +20,6 @@ from pathlib import Path
 
 import equinox as eqx
 import jax
-import jax.numpy as jnp
 import jax.tree_util as jtu
 import numpy as np
 
@@ -48,61 +47,125 @@ def path_name(path):
 
 def cases():
     lin = gf.data.linear_teacher(k(0), 3, 2, 16, [2.0, 0.5], whiten=False)
-    yield "deep_linear", lin, gf.models.DeepLinear([3, 4, 5, 2], k(1), 0.7), "euclidean", 0.0, {
-        "class": "DeepLinear"
-    }
-    yield "deep_linear_l2", lin, gf.models.DeepLinear([3, 4, 2], k(2), 0.9), "euclidean", 0.03, {
-        "class": "DeepLinear"
-    }
+    yield (
+        "deep_linear",
+        lin,
+        gf.models.DeepLinear([3, 4, 5, 2], k(1), 0.7),
+        "euclidean",
+        0.0,
+        {"class": "DeepLinear"},
+    )
+    yield (
+        "deep_linear_l2",
+        lin,
+        gf.models.DeepLinear([3, 4, 2], k(2), 0.9),
+        "euclidean",
+        0.03,
+        {"class": "DeepLinear"},
+    )
     dl = gf.models.DeepLinear([3, 4, 5, 2], k(3), 0.8)
-    yield "adjacency", lin, gf.models.AdjacencyDeepLinear.from_layers(dl), "euclidean", 0.0, {
-        "class": "AdjacencyDeepLinear",
-        "widths": [3, 4, 5, 2],
-    }
+    yield (
+        "adjacency",
+        lin,
+        gf.models.AdjacencyDeepLinear.from_layers(dl),
+        "euclidean",
+        0.0,
+        {
+            "class": "AdjacencyDeepLinear",
+            "widths": [3, 4, 5, 2],
+        },
+    )
     gauss = gf.data.gaussian(k(4), 7, 3, 2)
     for init in ("tied", "smooth", "iid"):
         net = gf.models.ResNet(3, 5, 4, 6, 2, key=k(5), init=init)
         if init == "tied":  # V = 0 gives a degenerate field in W: move V off zero
             net = eqx.tree_at(lambda m: m.V, net, 0.3 * jax.random.normal(k(6), net.V.shape))
         for geometry in ("euclidean", "conditional_wasserstein"):
-            yield f"resnet_{init}_{geometry}", gauss, net, geometry, 0.0, {
-                "class": "ResNet",
-                "activation": "gelu",
-            }
-    net = gf.models.ResNet(3, 5, 4, 6, 2, key=k(7), init="iid", activation="tanh",
-                           train_embedding=True)
-    yield "resnet_embedding_cw", gauss, net, "conditional_wasserstein", 0.01, {
-        "class": "ResNet",
-        "activation": "tanh",
-        "train_embedding": True,
-    }
+            yield (
+                f"resnet_{init}_{geometry}",
+                gauss,
+                net,
+                geometry,
+                0.0,
+                {
+                    "class": "ResNet",
+                    "activation": "gelu",
+                },
+            )
+    net = gf.models.ResNet(
+        3, 5, 4, 6, 2, key=k(7), init="iid", activation="tanh", train_embedding=True
+    )
+    yield (
+        "resnet_embedding_cw",
+        gauss,
+        net,
+        "conditional_wasserstein",
+        0.01,
+        {
+            "class": "ResNet",
+            "activation": "tanh",
+            "train_embedding": True,
+        },
+    )
     ode = gf.models.ResNet(3, 5, 4, 4, 2, key=k(8), init="smooth").ode_limit("linear")
-    yield "neural_ode_cw", gauss, ode, "conditional_wasserstein", 0.0, {
-        "class": "NeuralODE",
-        "interpolation": "linear",
-    }
+    yield (
+        "neural_ode_cw",
+        gauss,
+        ode,
+        "conditional_wasserstein",
+        0.0,
+        {
+            "class": "NeuralODE",
+            "interpolation": "linear",
+        },
+    )
     mf = gf.models.MeanFieldResNet(2, 4, 3, 5, 1, key=k(9), init_scale=1.5)
     mfdata = gf.data.gaussian(k(10), 6, 2, 1)
-    for geometry, l2 in (("conditional_wasserstein", 0.0), ("conditional_wasserstein", 0.02),
-                         ("euclidean", 0.0)):
-        yield f"mean_field_{geometry}_l2_{l2}", mfdata, mf, geometry, l2, {
+    for geometry, l2 in (
+        ("conditional_wasserstein", 0.0),
+        ("conditional_wasserstein", 0.02),
+        ("euclidean", 0.0),
+    ):
+        yield (
+            f"mean_field_{geometry}_l2_{l2}",
+            mfdata,
+            mf,
+            geometry,
+            l2,
+            {
+                "class": "MeanFieldResNet",
+                "activation": "tanh",
+            },
+        )
+    mfb = gf.models.MeanFieldResNet(
+        2, 4, 2, 3, 1, key=k(11), activation="gelu", bias=False, input_scale=0.7
+    )
+    yield (
+        "mean_field_nobias",
+        mfdata,
+        mfb,
+        "conditional_wasserstein",
+        0.0,
+        {
             "class": "MeanFieldResNet",
-            "activation": "tanh",
-        }
-    mfb = gf.models.MeanFieldResNet(2, 4, 2, 3, 1, key=k(11), activation="gelu", bias=False,
-                                    input_scale=0.7)
-    yield "mean_field_nobias", mfdata, mfb, "conditional_wasserstein", 0.0, {
-        "class": "MeanFieldResNet",
-        "activation": "gelu",
-        "bias": False,
-        "input_scale": 0.7,
-    }
+            "activation": "gelu",
+            "bias": False,
+            "input_scale": 0.7,
+        },
+    )
     two = gf.models.TwoLayerMeanField(2, 6, 1, key=k(12), init_scale=1.2)
     for geometry in ("wasserstein", "euclidean"):
-        yield f"two_layer_{geometry}", mfdata, two, geometry, 0.01, {
-            "class": "TwoLayerMeanField",
-            "activation": "tanh",
-        }
+        yield (
+            f"two_layer_{geometry}",
+            mfdata,
+            two,
+            geometry,
+            0.01,
+            {
+                "class": "TwoLayerMeanField",
+                "activation": "tanh",
+            },
+        )
 
 
 arrays, meta = {}, {}

@@ -1,49 +1,19 @@
-"""`gf.flow` and `gf.descent` against exact answers.
+"""`gf.flow` against exact answers (closed forms, the energy identity), its stop level, its
+failures and its compilation cache. The canonical problems are in `tests/problems.py`."""
 
-The workhorse is a one-layer linear model f(x) = Bx on data with Σ_xx ≠ I: its risk is quadratic,
-F = ½tr(BΣ_xxBᵀ) − tr(BΣ_yxᵀ) + ½trΣ_yy (+ λ|B|²), so the flow B' = Σ_yx − B(Σ_xx + 2λI) is a
-linear ODE with the matrix-exponential solution B(t) = B* + (B₀ − B*) exp(−(Σ_xx + 2λI)t),
-B* = Σ_yx(Σ_xx + 2λI)⁻¹.
-"""
-
-import equinox as eqx
 import jax
 import jax.numpy as jnp
-import jax.tree_util as jtu
 import numpy as np
 import pytest
-import scipy.linalg
+from problems import deep_linear as _deep_problem
+from problems import leaves as _leaves
+from problems import quadratic as _quad_problem
+from problems import quadratic_exact as _quad_exact
 
 import gradflow as gf
-from gradflow import solvers
-from gradflow.objective import trainable_masses, value_and_grad
 
 T_QUAD = 2.0
 TS_QUAD = np.linspace(0.0, T_QUAD, 11)
-
-
-def _quad_problem():
-    data = gf.data.linear_teacher(jax.random.PRNGKey(0), 3, 2, 20, [1.5, 0.4], whiten=False)
-    model = gf.models.DeepLinear([3, 2], jax.random.PRNGKey(1), init_scale=1.0)
-    return model, data
-
-
-def _quad_exact(model, data, ts, l2=0.0):
-    m = data.moments()
-    a = np.asarray(m.sxx) + 2 * l2 * np.eye(3)
-    b_star = np.asarray(m.syx) @ np.linalg.inv(a)
-    b0 = np.asarray(model.weights[0])
-    return np.stack([b_star + (b0 - b_star) @ scipy.linalg.expm(-a * t) for t in ts])
-
-
-def _deep_problem(key=1, data_key=2):
-    data = gf.data.linear_teacher(jax.random.PRNGKey(data_key), 3, 2, 10, [2.0, 0.5])
-    model = gf.models.DeepLinear([3, 4, 2], jax.random.PRNGKey(key), init_scale=0.5)
-    return model, data
-
-
-def _leaves(tree):
-    return [np.asarray(a) for a in jtu.tree_leaves(tree)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -68,7 +38,9 @@ def test_flow_matches_matrix_exponential(solver):
     assert st["function_evaluations"] > st["num_steps"]
     # F and |∇F| at the saves are those of the saved states.
     final = traj.final
-    np.testing.assert_allclose(traj.loss[-1], final.risk(data.moments()), rtol=1e-12)
+    np.testing.assert_allclose(
+        traj.loss[-1], gf.losses.HalfMSE().risk(final, data.moments()), rtol=1e-12
+    )
 
 
 def test_flow_with_l2_matches_matrix_exponential():
@@ -133,66 +105,8 @@ def test_ensemble_equals_individual_flows(solver):
         assert member.stats["num_steps"] == single.stats["num_steps"]
 
 
-def test_gd_equals_hand_written_loop():
-    model, data = _deep_problem()
-    lr, steps, every = 0.05, 23, 5
-    traj = gf.descent(model, data, steps, lr, optimizer="gd", save_every=every)
-    stats = data.moments()
-    grad = jax.jit(jax.grad(lambda m: m.risk(stats)))
-    m, saved = model, [model]
-    for k in range(1, steps + 1):
-        g = grad(m)
-        m = jtu.tree_map(lambda p, gi: p - lr * gi, m, g)
-        if k % every == 0 or k == steps:
-            saved.append(m)
-    expected_steps = [0, 5, 10, 15, 20, 23]
-    np.testing.assert_allclose(traj.ts, np.array(expected_steps) * lr, rtol=1e-15)
-    assert len(traj) == len(saved)
-    for i, mi in enumerate(saved):
-        for a, b in zip(_leaves(traj.at(i).weights), _leaves(mi.weights), strict=True):
-            np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15)
-        np.testing.assert_allclose(traj.loss[i], mi.risk(stats), rtol=1e-12)
-    assert traj.info["kind"] == "descent" and traj.info["optimizer"] == "gd"
-
-
-def test_l2_penalty_gradient():
-    """∇(risk + λ Σ m|θ|²) = ∇risk + 2λ m θ, and finite differences agree."""
-    model, data = _deep_problem()
-    l2 = 0.7
-    params, static = eqx.partition(model, model.trainable())
-    masses = trainable_masses(model)
-    stats = data.moments()
-    f, g = value_and_grad(static, masses, l2)(params, stats)
-    f0, g0 = value_and_grad(static, masses, 0.0)(params, stats)
-    sq = sum(float(jnp.sum(w**2)) for w in model.weights)
-    np.testing.assert_allclose(f, f0 + l2 * sq, rtol=1e-13)
-    for a, b, w in zip(_leaves(g), _leaves(g0), model.weights, strict=True):
-        np.testing.assert_allclose(a, b + 2 * l2 * np.asarray(w), rtol=1e-12, atol=1e-15)
-    # directional finite difference of the full objective
-    direction = jtu.tree_map(lambda p: jnp.cos(jnp.arange(p.size).reshape(p.shape)), params)
-    obj = lambda p: value_and_grad(static, masses, l2)(p, stats)[0]
-    h = 1e-5
-    plus = jtu.tree_map(lambda p, d: p + h * d, params, direction)
-    minus = jtu.tree_map(lambda p, d: p - h * d, params, direction)
-    fd = (obj(plus) - obj(minus)) / (2 * h)
-    dot = sum(float(jnp.sum(a * b)) for a, b in zip(_leaves(g), _leaves(direction), strict=True))
-    np.testing.assert_allclose(fd, dot, rtol=1e-8)
-
-
 # ---------------------------------------------------------------------------------------------
 # failures carry what was computed
-
-
-def test_divergence_error_carries_finite_prefix():
-    model, data = _quad_problem()
-    with pytest.raises(gf.DivergenceError) as e:
-        gf.descent(model, data, 400, 1e3, save_every=10)
-    traj = e.value.trajectory
-    assert isinstance(traj, gf.Trajectory)
-    assert 1 <= len(traj) < 41
-    assert np.all(np.isfinite(np.asarray(traj.loss)))
-    assert all(np.all(np.isfinite(a)) for a in _leaves(traj.params))
-    np.testing.assert_allclose(traj.ts, np.arange(len(traj)) * 10 * 1e3)
 
 
 def test_solver_error_on_max_steps():
@@ -343,43 +257,14 @@ def test_ensemble_needs_keys():
 # ---------------------------------------------------------------------------------------------
 # no recompilation for new values of the same shapes
 
-_BACKEND_COMPILE = "/jax/core/compile/backend_compile_duration"
 
-
-class _CompileCounter:
-    """Counts (a) traces of the solvers' compiled bodies, through a side effect in a function
-    they call only while tracing, and (b) XLA backend compilations, through jax.monitoring."""
-
-    def __init__(self, monkeypatch):
-        self.traces = 0
-        self.compiles = 0
-        original = solvers.value_and_grad
-
-        def counting(*args, **kwargs):
-            self.traces += 1
-            return original(*args, **kwargs)
-
-        monkeypatch.setattr(solvers, "value_and_grad", counting)
-
-    def _listener(self, event, duration, **kwargs):
-        if event == _BACKEND_COMPILE:
-            self.compiles += 1
-
-    def __enter__(self):
-        jax.monitoring.register_event_duration_secs_listener(self._listener)
-        return self
-
-    def __exit__(self, *exc):
-        jax.monitoring.unregister_event_duration_listener(self._listener)
-
-
-def test_repeated_flows_do_not_recompile(monkeypatch):
+def test_repeated_flows_do_not_recompile(compile_counter):
     # Shapes used by no other test, so the first call must trace and compile here.
     widths = [2, 3, 3]
     datas = [gf.data.linear_teacher(jax.random.PRNGKey(k), 2, 3, 9, [1.0, 0.3]) for k in range(3)]
     models = [gf.models.DeepLinear(widths, jax.random.PRNGKey(10 + k), 0.3) for k in range(3)]
     ts = np.linspace(0.0, 1.0, 7)
-    counter = _CompileCounter(monkeypatch)
+    counter = compile_counter
     with counter:
         first = gf.flow(models[0], datas[0], 1.0, saveat=ts)
         traces, compiles = counter.traces, counter.compiles
@@ -393,17 +278,3 @@ def test_repeated_flows_do_not_recompile(monkeypatch):
         assert counter.compiles == compiles, "flow recompiled for inputs of the same shapes"
     assert not np.allclose(np.asarray(first.loss), np.asarray(again[0].loss))
     assert not np.allclose(np.asarray(first.loss), np.asarray(again[1].loss))
-
-
-def test_repeated_descents_do_not_recompile(monkeypatch):
-    widths = [2, 3, 3]
-    datas = [gf.data.linear_teacher(jax.random.PRNGKey(k), 2, 3, 9, [1.0, 0.3]) for k in range(2)]
-    models = [gf.models.DeepLinear(widths, jax.random.PRNGKey(20 + k), 0.3) for k in range(2)]
-    counter = _CompileCounter(monkeypatch)
-    with counter:
-        gf.descent(models[0], datas[0], 30, 0.1, save_every=10)
-        traces, compiles = counter.traces, counter.compiles
-        assert traces >= 1 and compiles >= 1
-        gf.descent(models[1], datas[1], 30, 0.05, save_every=10)
-        gf.descent(models[0], datas[1], 30, 0.2, save_every=10)
-        assert counter.traces == traces and counter.compiles == compiles

@@ -1,0 +1,478 @@
+"""`gf.flow`: the gradient flow θ' = −G⁻¹∇F(θ), integrated by diffrax under error control.
+
+The whole solve is one compiled XLA loop (`diffrax.diffeqsolve`), cached on the shapes and the
+static configuration only: a new dataset or initial model of the same shapes, new tolerances, a new
+horizon or new save times reuse it. An `Ensemble` flows in one vmapped solve in which every member
+keeps its own step size.
+
+The exact flow of a loss bounded below cannot blow up in finite time — its path length on [0, T]
+in the flow's metric is at most (T (F(0) − inf F))^{1/2} — so a solve that cannot go on (step
+budget spent, step size collapsing, non-finite values) is a *numerical* failure: `SolverError`,
+carrying the trajectory up to the last accepted state at its true time and an estimate of the
+stiffness there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.tree_util as jtu
+import numpy as np
+import optimistix as optx
+
+from ._ensemble import Ensemble
+from ._errors import ConfigError, SolverError
+from ._problem import GradientFlowProblem
+from ._solvers import (
+    EXPLICIT_STABILITY,
+    AbstractCountingSolver,
+    as_controller,
+    as_solver,
+    evaluations,
+    largest_curvature,
+    proposed_step,
+)
+from ._trajectory import Trajectory
+from ._validation import check, integer, positive, real
+
+# diffrax's outcomes, by their public names, for `Trajectory.result`.
+RESULT_NAMES = (
+    "successful",
+    "event_occurred",
+    "max_steps_reached",
+    "dt_min_reached",
+    "max_steps_rejected",
+    "nonlinear_divergence",
+    "nonlinear_max_steps_reached",
+    "nonfinite",
+    "nonfinite_input",
+    "singular",
+    "breakdown",
+    "stagnation",
+    "conlim",
+    "internal_error",
+)
+
+
+class SolveOptions(eqx.Module):
+    """Everything about a solve that is not the problem, the state or the time interval.
+
+    Numbers that change from run to run (tolerances, the stop level) are arrays, so that changing
+    them does not recompile the solve.
+    """
+
+    solver: diffrax.AbstractSolver
+    controller: diffrax.AbstractStepSizeController
+    event: diffrax.Event | None
+    stop_below: jax.Array | None
+    max_steps: int = eqx.field(static=True)
+    progress: bool = eqx.field(static=True)
+
+
+def _above_level(t, y, args, **kwargs):
+    """F(y) − level: the stop event's condition (a sign change ends the solve)."""
+    problem, level = args
+    return problem.objective(y) - level
+
+
+def _velocity(t, y, args):
+    problem, _ = args
+    return problem.velocity(y)
+
+
+class SolveCarry(eqx.Module):
+    """What a continued solve needs besides the parameters: the solver's state (e.g. a carried
+    stage), the controller's state and its proposed next step, and whether a jump was made."""
+
+    solver_state: object
+    controller_state: object
+    made_jump: object
+    dt: jax.Array
+
+
+@eqx.filter_jit
+def solve(
+    problem: GradientFlowProblem,
+    params,
+    t0,
+    t1,
+    ts,
+    options: SolveOptions,
+    carry: SolveCarry | None,
+    ensemble: bool,
+):
+    """One compiled solve of θ' = problem.velocity(θ) on [t0, t1], saving at `ts` and at the end.
+
+    Returns (times, states, F, |∇F|_G at them, statistics, result, carry); the last row is the
+    final state (at t1, the event, or the last accepted step).
+    """
+    term = diffrax.ODETerm(_velocity)
+    event = options.event
+    if options.stop_below is not None:
+        # F − level is checked after every accepted step (one forward pass); at a sign change the
+        # crossing time is found by Newton's method on the step's dense output.
+        event = diffrax.Event(_above_level, root_finder=optx.Newton(rtol=1e-10, atol=1e-10))
+    saveat = diffrax.SaveAt(
+        ts=ts, t1=True, solver_state=True, controller_state=True, made_jump=True
+    )
+    meter = diffrax.TqdmProgressMeter() if options.progress else diffrax.NoProgressMeter()
+
+    def one(p0, c):
+        sol = diffrax.diffeqsolve(
+            term,
+            options.solver,
+            t0,
+            t1,
+            None if c is None else c.dt,
+            p0,
+            args=(problem, options.stop_below),
+            saveat=saveat,
+            stepsize_controller=options.controller,
+            max_steps=options.max_steps,
+            throw=False,
+            progress_meter=meter,
+            event=event,
+            solver_state=None if c is None else c.solver_state,
+            controller_state=None if c is None else c.controller_state,
+            made_jump=None if c is None else c.made_jump,
+        )
+        # Saves the solve did not reach hold inf; their metrics are discarded by the caller.
+        loss, gnorm = jax.vmap(problem.metrics)(sol.ys)
+        new_carry = SolveCarry(
+            sol.solver_state,
+            sol.controller_state,
+            sol.made_jump,
+            proposed_step(sol.controller_state),
+        )
+        counted = (
+            options.solver.evaluations(sol.solver_state)
+            - (0 if c is None else options.solver.evaluations(c.solver_state))
+            if isinstance(options.solver, AbstractCountingSolver)
+            else jnp.zeros((), jnp.int64)
+        )
+        stats = (
+            sol.stats["num_steps"],
+            sol.stats["num_accepted_steps"],
+            sol.stats["num_rejected_steps"],
+            counted,
+        )
+        return sol.ts, sol.ys, loss, gnorm, stats, sol.result, new_carry
+
+    if ensemble:
+        if carry is None:
+            return jax.vmap(lambda p: one(p, None))(params)
+        return jax.vmap(one)(params, carry)
+    return one(params, carry)
+
+
+def result_names(result) -> np.ndarray:
+    """The names (`RESULT_NAMES`) of a solve's diffrax result(s), as an array of strings."""
+    names = np.full(np.shape(np.asarray(result == diffrax.RESULTS.successful)), "unknown", object)
+    for name in RESULT_NAMES:
+        names[np.asarray(result == getattr(diffrax.RESULTS, name))] = name
+    return names
+
+
+def default_saves(t0: float, t1: float) -> np.ndarray:
+    """t0 and 256 log-spaced times from (t1 − t0)·1e-4 to t1."""
+    return np.concatenate([[t0], t0 + np.geomspace((t1 - t0) * 1e-4, t1 - t0, 256)])
+
+
+def check_saves(saveat, t0: float, t1: float) -> np.ndarray:
+    """The save times as an increasing float array within [t0, t1] (`ConfigError` otherwise)."""
+    if isinstance(saveat, diffrax.SaveAt):
+        subs = saveat.subs
+        ok = (
+            isinstance(subs, diffrax.SubSaveAt)
+            and subs.ts is not None
+            and not subs.steps
+            and subs.fn is diffrax.SubSaveAt(t0=True).fn
+        )
+        check(ok, "saveat", "a SaveAt", "times, or a diffrax.SaveAt(ts=..., t0=..., t1=...)")
+        ts = np.asarray(subs.ts, dtype=float).reshape(-1)
+        extra = ([t0] if subs.t0 else []) + ([t1] if subs.t1 else [])
+        ts = np.unique(np.concatenate([ts, extra]))
+    else:
+        try:
+            ts = np.asarray(saveat, dtype=float).reshape(-1)
+        except (TypeError, ValueError):
+            raise ConfigError("saveat", saveat, "a sequence of times") from None
+    ok = (
+        ts.size >= 1
+        and bool(np.all(np.isfinite(ts)))
+        and bool(np.all(np.diff(ts) > 0))
+        and ts[0] >= t0
+        and ts[-1] <= t1
+    )
+    check(
+        ok,
+        "saveat",
+        f"{ts.size} times in [{ts.min() if ts.size else None}, {ts.max() if ts.size else None}]",
+        f"increasing finite times within [t0, t1] = [{t0}, {t1}]",
+    )
+    return ts
+
+
+def make_options(
+    problem: GradientFlowProblem,
+    *,
+    t0: float,
+    t1: float,
+    rtol: float,
+    atol: float,
+    solver,
+    controller,
+    event,
+    stop_below,
+    max_steps: int,
+    progress: bool,
+    ensemble: bool,
+) -> tuple[SolveOptions, dict]:
+    """Validate the solve's settings and build its `SolveOptions` and the `info` they imply."""
+    real("t0", t0)
+    real("t1", t1, minimum=t0, strict_minimum=True, accepted=f"a finite number > t0 = {t0}")
+    positive("rtol", rtol)
+    positive("atol", atol)
+    if problem.dtype == "float32":
+        check(
+            rtol >= 1e-6,
+            "rtol",
+            rtol,
+            "≥ 1e-6 with dtype='float32' (float32 cannot meet tighter tolerances)",
+        )
+    integer("max_steps", max_steps, minimum=1)
+    solver_name, solver_obj = as_solver(solver)
+    controller_name, controller_obj = as_controller(controller, rtol, atol, t1 - t0, problem.dtype)
+    if event is not None and not isinstance(event, diffrax.Event):
+        raise ConfigError("event", event, "a diffrax.Event or None")
+    if stop_below is not None:
+        real("stop_below", stop_below)
+        check(event is None, "stop_below", stop_below, "None when an event is given")
+        check(
+            not ensemble,
+            "stop_below",
+            stop_below,
+            "None for an Ensemble (members would stop at different times)",
+        )
+    level = None if stop_below is None else jnp.asarray(stop_below, problem.dtype)
+    options = SolveOptions(solver_obj, controller_obj, event, level, int(max_steps), progress)
+    info = {
+        "kind": "flow",
+        "solver": solver_name,
+        **problem.describe(),
+        "rtol": float(rtol),
+        "atol": float(atol),
+        "t0": float(t0),
+        "t1": float(t1),
+        "max_steps": int(max_steps),
+        "controller": controller_name,
+        "stop_below": None if stop_below is None else float(stop_below),
+    }
+    return options, info
+
+
+def flow(
+    model,
+    data,
+    t1: float,
+    *,
+    geometry="euclidean",
+    loss="half_mse",
+    l2: float = 0.0,
+    rtol: float = 1e-8,
+    atol: float = 1e-10,
+    solver="tsit5",
+    controller="integral",
+    saveat: Sequence[float] | diffrax.SaveAt | None = None,
+    event: diffrax.Event | None = None,
+    stop_below: float | None = None,
+    t0: float = 0.0,
+    max_steps: int = 1_000_000,
+    progress: bool = False,
+    throw: bool = True,
+    dtype: str | None = None,
+) -> Trajectory:
+    """Integrate the gradient flow θ' = −G⁻¹∇F(θ) from `model` on [t0, t1].
+
+    F = risk + l2 · ∫|θ|² dμ (`GradientFlowProblem`), G the geometry's metric. The integration
+    is error-controlled (each step's local error below atol + rtol·|θ|) and is one compiled loop.
+
+    **Arguments:**
+
+    - `model`: an `AbstractModel`, or an `Ensemble` (`gf.ensemble`) to flow a batch at once.
+    - `data`: a `Dataset` whose dimensions match the model.
+    - `t1`: final time (> t0).
+    - `geometry`: 'euclidean', 'wasserstein', 'conditional_wasserstein' or an `AbstractGeometry`.
+    - `loss`: 'half_mse' (default, (1/2n)Σ|f − y|²), 'mse', 'cross_entropy', 'logistic', an
+      `AbstractLoss` or a function (outputs, targets) → scalar (`gradflow.losses`).
+    - `l2`: λ ≥ 0 in the penalty λ ∫|θ|² dμ.
+    - `rtol`, `atol`: tolerances (> 0; rtol ≥ 1e-6 in float32).
+    - `solver`: 'tsit5' (default), 'dopri5', 'dopri8', 'kvaerno5' (implicit, dense Newton: small
+      stiff problems), 'rkc' (`RungeKuttaChebyshev`: stabilised explicit, for the stiff tails of
+      large flows, whose Jacobian spectrum is real), or any diffrax solver.
+    - `controller`: 'integral' (default), 'pid', or any diffrax step-size controller.
+    - `saveat`: times to save at (increasing, in [t0, t1]) or a `diffrax.SaveAt(ts=...)`;
+      default `default_saves(t0, t1)`: t0 and 256 log-spaced times.
+    - `event`: a `diffrax.Event` ending the solve; `stop_below`: end it where F falls to this
+      level (the crossing located by Newton's method on the dense output). The trajectory then
+      holds the saves before the stop and ends with the state at it (`info['stopped_at']`).
+      Not for an `Ensemble`.
+    - `max_steps`: the step budget. `progress`: a progress bar (diffrax's tqdm meter).
+    - `throw`: raise `SolverError` if the solve fails (default); with False return what was
+      computed, with `traj.result` saying how it ended.
+    - `dtype`: 'float64' (default) or 'float32' (the whole solve; recorded in `info`).
+
+    **Returns:** a `Trajectory`.
+
+    **Raises:** `ConfigError` for invalid input (a non-finite initial F included, before any
+    compilation); `SolverError` if the solve stops early (step budget, step size collapsing,
+    non-finite values), carrying the trajectory up to the last accepted state.
+    """
+    ensemble = isinstance(model, Ensemble)
+    problem, params = GradientFlowProblem.from_model(
+        model, data, geometry=geometry, loss=loss, l2=l2, dtype=dtype
+    )
+    options, info = make_options(
+        problem,
+        t0=t0,
+        t1=t1,
+        rtol=rtol,
+        atol=atol,
+        solver=solver,
+        controller=controller,
+        event=event,
+        stop_below=stop_below,
+        max_steps=max_steps,
+        progress=bool(progress),
+        ensemble=ensemble,
+    )
+    ts = default_saves(t0, t1) if saveat is None else check_saves(saveat, t0, t1)
+    problem.check_finite_start(params, ensemble)
+    traj, _, _ = run_solve(problem, params, ts, options, info, None, ensemble, throw=throw)
+    return traj
+
+
+def run_solve(problem, params, ts, options, info, carry, ensemble, *, throw=True):
+    """Solve on [info['t0'], info['t1']] saving at `ts`; returns (trajectory, carry, final state)
+    where the final state and the carry continue the flow exactly.
+
+    The trajectory holds the saves the solve reached and, if it ended early (event, failure),
+    the final state at its true time. Raises `SolverError` on failure when `throw`.
+    """
+    dtype = problem.dtype
+    t0, t1 = float(info["t0"]), float(info["t1"])
+    out = solve(
+        problem,
+        params,
+        jnp.asarray(t0, dtype),
+        jnp.asarray(t1, dtype),
+        jnp.asarray(ts, dtype),
+        options,
+        carry,
+        ensemble,
+    )
+    times, ys, loss, gnorm, (steps, accepted, rejected, counted), result, new_carry = out
+    names = result_names(result)
+    times, loss, gnorm = np.asarray(times), np.asarray(loss), np.asarray(gnorm)
+    # diffrax writes the saves it reached, then the final state (its `t1` save), then inf: the
+    # final state is the last finite time.
+    last = np.sum(np.isfinite(times), axis=-1) - 1
+    rows = _rows(times, loss, ys, last, names, ensemble)
+    evals, exact = evaluations(
+        options.solver, steps, rejected, np.asarray(counted) + (2 if carry is None else 0)
+    )
+    stats = {
+        "num_steps": np.asarray(steps).tolist(),
+        "num_accepted_steps": np.asarray(accepted).tolist(),
+        "num_rejected_steps": np.asarray(rejected).tolist(),
+        "function_evaluations": evals.tolist(),
+        "function_evaluations_exact": exact,
+    }
+    stopped = bool(np.all(names == "event_occurred"))
+    info = {
+        **info,
+        "result": names.tolist() if ensemble else str(names),
+        "stopped_at": float(times[last]) if stopped and not ensemble else None,
+    }
+    pick = lambda a: jnp.take(a, rows, axis=1 if ensemble else 0)
+    row_times = times[0, rows] if ensemble else times[rows]
+    traj = Trajectory(
+        jnp.asarray(row_times),
+        jtu.tree_map(pick, ys),
+        problem.static,
+        pick(jnp.asarray(loss)),
+        pick(jnp.asarray(gnorm)),
+        problem.metric_masses,
+        stats,
+        info,
+    )
+    if throw and failed(traj):
+        raise SolverError(failure_message(problem, traj, info), traj)
+    if ensemble:
+        final = jtu.tree_map(lambda a: a[np.arange(a.shape[0]), last], ys)
+    else:
+        final = jtu.tree_map(lambda a: a[int(last)], ys)
+    return traj, new_carry, final
+
+
+def failed(traj: Trajectory) -> bool:
+    """Whether a solve failed (for an ensemble: any member)."""
+    return not np.all(np.isin(np.atleast_1d(traj.result), ("successful", "event_occurred")))
+
+
+def _rows(times, loss, ys, last, names, ensemble) -> np.ndarray:
+    """Indices of the rows to keep: the saves every member reached (those before its final
+    state), then, for a single solve that ended early, the final state unless it repeats the last
+    save. Rows whose state or F is not finite are never kept (accepted states are finite: this is
+    a guard)."""
+    finite = np.isfinite(loss)
+    for leaf in jtu.tree_leaves(ys):
+        leaf = np.asarray(leaf)
+        finite &= np.all(np.isfinite(leaf.reshape(*leaf.shape[: loss.ndim], -1)), axis=-1)
+    n_saves = int(np.min(last))
+    ok = np.all(np.atleast_2d(finite)[:, :n_saves], axis=0)
+    prefix = int(np.argmin(ok)) if not ok.all() else n_saves  # never past a gap
+    rows = np.arange(prefix)
+    if ensemble:
+        return rows
+    last = int(last)
+    if (
+        str(names) != "successful"
+        and finite[last]
+        and (rows.size == 0 or times[last] > times[rows[-1]])
+    ):
+        rows = np.append(rows, last)
+    return rows
+
+
+def failure_message(problem, traj, info) -> str:
+    """One line: why and where the solve stopped, the stiffness there, and what to try."""
+    ensemble = traj.ensemble_size is not None
+    bad = [str(n) for n in np.atleast_1d(traj.result) if n not in ("successful", "event_occurred")]
+    reason = {
+        "max_steps_reached": f"max_steps={info['max_steps']} reached",
+        "dt_min_reached": "the step size collapsed (trial steps non-finite or far too stiff)",
+    }.get(bad[0], bad[0].replace("_", " "))
+    t_last = float(traj.ts[-1]) if len(traj) else info["t0"]
+    where = f"{reason} at t={t_last:g} before t1={info['t1']:g}"
+    if ensemble:
+        where += f" ({len(bad)} member(s) failed)"
+    advice = (
+        "try solver='rkc' (large models) or 'kvaerno5' (small ones), looser tolerances, "
+        "or a larger max_steps"
+    )
+    if ensemble or not len(traj):
+        return f"{where}; {advice}"
+    rho = float(largest_curvature(problem, jtu.tree_map(lambda a: a[-1], traj.params)))
+    if not np.isfinite(rho):
+        return f"{where}; the vector field is not finite near the last state ({advice})"
+    h = EXPLICIT_STABILITY / rho if rho > 0 else np.inf
+    return (
+        f"{where}; the flow's Jacobian has spectral radius ≈ {rho:.3g} there, so an explicit "
+        f"method's steps are limited to ≈ {h:.3g} (≈ {(info['t1'] - t_last) / h:.3g} more steps "
+        f"to t1): {advice}"
+    )
