@@ -17,11 +17,12 @@ from ._chebyshev import RungeKuttaChebyshev as RungeKuttaChebyshev  # noqa: E402
 from ._errors import ConfigError as ConfigError  # noqa: E402
 from ._errors import DivergenceError as DivergenceError  # noqa: E402
 from ._errors import SolverError as SolverError  # noqa: E402
+from ._trajectory import Trajectory as Trajectory  # noqa: E402
+from ._trajectory_io import convert_legacy_trajectory as convert_legacy_trajectory  # noqa: E402
 from .data import Dataset as Dataset  # noqa: E402
 from .solvers import Ensemble as Ensemble  # noqa: E402
 from .solvers import descent as descent  # noqa: E402
 from .solvers import ensemble as ensemble  # noqa: E402
 from .solvers import flow as flow  # noqa: E402
-from ._trajectory import Trajectory as Trajectory  # noqa: E402
 
 __version__ = "0.1.0"
