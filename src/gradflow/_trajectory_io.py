@@ -124,7 +124,7 @@ def load_trajectory(path, like=None) -> Trajectory:
     """
     arrays, attrs = _netcdf.read_arrays(path, FORMAT, max_version=VERSION, legacy=_LEGACY)
     bad = lambda problem: FileFormatError(path, problem, f"a {FORMAT} file written by gradflow")
-    missing = [n for n in _SERIES if n not in arrays] + [n for n in ("model",) if n not in attrs]
+    missing = [n for n in _SERIES if n not in arrays] + ([] if "model" in attrs else ["model"])
     if missing:
         raise bad(f"{missing[0]!r} is missing")
     for name in ("stats", "info"):
