@@ -30,6 +30,7 @@ from ._solvers import SolverChoice as SolverChoice  # noqa: E402
 from ._solvers import choose_solver as choose_solver  # noqa: E402
 from ._solvers import largest_curvature as largest_curvature  # noqa: E402
 from ._trajectory import Trajectory as Trajectory  # noqa: E402
+from ._trajectory_io import convert_legacy_trajectory as convert_legacy_trajectory  # noqa: E402
 from .data import Dataset as Dataset  # noqa: E402
 
 __version__ = "0.1.0"

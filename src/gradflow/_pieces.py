@@ -34,6 +34,7 @@ from ._trajectory import Trajectory
 from ._validation import check, integer
 
 CARRY_FORMAT = "gradflow.flow-checkpoint"
+CARRY_VERSION = 1
 
 
 def flow_in_pieces(
@@ -204,16 +205,13 @@ class _Checkpoint:
         arrays = {}
         for j, leaf in enumerate(jtu.tree_leaves((params, carry))):
             arrays[f"leaf{j}"] = np.asarray(leaf)
-        attrs = {
-            "gradflow_format": CARRY_FORMAT,
-            "fingerprint": self.fingerprint,
-            "next_piece": i + 1,
-            "done": bool(done),
-        }
-        write_arrays(self.carry_path, arrays, attrs)
+        attrs = {"fingerprint": self.fingerprint, "next_piece": i + 1, "done": int(done)}
+        write_arrays(
+            self.carry_path, arrays, attrs, format_name=CARRY_FORMAT, format_version=CARRY_VERSION
+        )
 
     def load(self, problem, params, ts, bounds, options, ensemble):
-        arrays, attrs = read_arrays(self.carry_path, CARRY_FORMAT)
+        arrays, attrs = read_arrays(self.carry_path, CARRY_FORMAT, max_version=CARRY_VERSION)
         if attrs.get("fingerprint") != self.fingerprint:
             raise ConfigError(
                 "checkpoint",

@@ -9,9 +9,6 @@ Parquet.
 
 from __future__ import annotations
 
-import base64
-import json
-import pickle
 from pathlib import Path
 from typing import Any
 
@@ -221,78 +218,21 @@ class Trajectory(eqx.Module):
         return path
 
     def save(self, path) -> Path:
-        """Write the whole trajectory to NetCDF (every array float64 as it is: exact round trip)."""
-        import xarray as xr
+        """Write the whole trajectory to NetCDF, atomically; every array in its own dtype, so a
+        round trip is exact. The model is described in JSON, never pickled; the file layout is
+        in `gradflow._trajectory_io`."""
+        from ._trajectory_io import save_trajectory
 
-        path = Path(path)
-        # The model skeleton (arrays replaced by slots) is pickled; the arrays go in as variables.
-        param_leaves = jtu.tree_leaves(self.params)
-        mass_leaves = [np.asarray(m) for m in jtu.tree_leaves(self.masses)]
-        static_arrays = [np.asarray(x) for x in jtu.tree_leaves(self.static) if eqx.is_array(x)]
-        skeleton = (_slots(self.params), _slots(self.masses), _slots(self.static))
-        lead = ("member", "time") if self.ensemble_size is not None else ("time",)
-        variables = {
-            "loss": (lead, np.asarray(self.loss)),
-            "grad_norm": (lead, np.asarray(self.grad_norm)),
-        }
-        for i, a in enumerate(param_leaves):
-            a = np.asarray(a)
-            dims = lead + tuple(f"param{i}_d{j}" for j in range(a.ndim - len(lead)))
-            variables[f"param{i}"] = (dims, a)
-        for i, m in enumerate(mass_leaves):
-            variables[f"mass{i}"] = (tuple(f"mass{i}_d{j}" for j in range(m.ndim)), m)
-        for i, a in enumerate(static_arrays):
-            variables[f"static{i}"] = (tuple(f"static{i}_d{j}" for j in range(a.ndim)), a)
-        attrs = {
-            "gradflow_skeleton": base64.b64encode(pickle.dumps(skeleton)).decode(),
-            "stats": json.dumps(_jsonable(self.stats)),
-            "info": json.dumps(_jsonable(self.info)),
-            "n_params": len(param_leaves),
-            "n_static": len(static_arrays),
-        }
-        ds = xr.Dataset(variables, coords={"time": np.asarray(self.ts)}, attrs=attrs)
-        ds.to_netcdf(path, engine="h5netcdf")
-        return path
+        return save_trajectory(self, path)
 
     @classmethod
     def load(cls, path, like=None) -> Trajectory:
-        """Read a trajectory written by `save`."""
-        import xarray as xr
+        """Read a trajectory written by `save`. For a model class not registered with gradflow,
+        pass `like=model` (a model of that class: its non-array fields are used, the arrays
+        come from the file). Raises a one-line `FileFormatError` for a file it cannot read."""
+        from ._trajectory_io import load_trajectory
 
-        with xr.open_dataset(path, engine="h5netcdf") as ds:
-            ds = ds.load()
-        params_sk, masses_sk, static_sk = pickle.loads(
-            base64.b64decode(ds.attrs["gradflow_skeleton"])
-        )
-        n_params, n_static = int(ds.attrs["n_params"]), int(ds.attrs["n_static"])
-        params = _fill(params_sk, [ds[f"param{i}"].values for i in range(n_params)])
-        masses = _fill(masses_sk, [ds[f"mass{i}"].values for i in range(n_params)])
-        static = _fill(static_sk, [ds[f"static{i}"].values for i in range(n_static)])
-        return cls(
-            jnp.asarray(ds["time"].values),
-            params,
-            static,
-            jnp.asarray(ds["loss"].values),
-            jnp.asarray(ds["grad_norm"].values),
-            masses,
-            json.loads(ds.attrs["stats"]),
-            json.loads(ds.attrs["info"]),
-        )
-
-
-class _Slot:
-    """Placeholder for an array leaf in a pickled model skeleton."""
-
-
-def _slots(tree):
-    return jtu.tree_map(lambda x: _Slot() if eqx.is_array(x) else x, tree)
-
-
-def _fill(skeleton, arrays):
-    arrays = iter(arrays)
-    return jtu.tree_map(
-        lambda x: jnp.asarray(next(arrays)) if isinstance(x, _Slot) else x, skeleton
-    )
+        return load_trajectory(path, like=like)
 
 
 def _jsonable(value: Any):

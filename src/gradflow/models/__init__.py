@@ -1,5 +1,6 @@
 """Models: each an `eqx.Module` with a forward map, trainable parameters and their masses."""
 
+from .._serialise import register_model as register_model
 from ._base import AbstractLinearModel as AbstractLinearModel
 from ._base import AbstractModel as AbstractModel
 from ._base import masses_like as masses_like

@@ -19,6 +19,7 @@ import jax
 import jax.tree_util as jtu
 
 from .._custom_types import Array, Float, Inputs, Outputs, PyTree
+from .._serialise import register_gradflow_class
 
 
 class AbstractModel(eqx.Module):
@@ -34,6 +35,12 @@ class AbstractModel(eqx.Module):
     """
 
     layered: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # Files name a model's class instead of pickling it; gradflow's own classes are the
+        # ones a file may name without the user registering them (see `_serialise`).
+        register_gradflow_class(cls)
 
     @abc.abstractmethod
     def __call__(self, x: Inputs) -> Outputs:
