@@ -5,8 +5,13 @@ variant) once per test session, even across xdist workers."""
 import contextlib
 import json
 import os
+import sys
 import traceback
 from pathlib import Path
+
+# The tests mirror the package's layout in sub-folders; all of them import the shared problems
+# (`tests/problems.py`) by name.
+sys.path.insert(0, str(Path(__file__).parent))
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 

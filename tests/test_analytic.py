@@ -145,7 +145,7 @@ def test_critical_value_non_whitened():
         j = list(modes)
         w = u[:, j] @ np.diag(s[j]) @ v[:, j].T @ inv_half
         model = gf.models.DeepLinear.from_weights([w])
-        assert float(model.risk(d.moments())) == pytest.approx(
+        assert float(gf.losses.HalfMSE().risk(model, d.moments())) == pytest.approx(
             an.critical_value(d, modes), rel=1e-10, abs=1e-12
         )
 

@@ -242,7 +242,7 @@ def test_diverging_run_exits_1_and_keeps_the_last_finite_state(quick_run, tmp_pa
     result = invoke("run", "deep-linear", "--set", "quick=true", "--set", "gd_lr=1", "--out", out)
     exited(result, 1)
     line = error_line(result.stderr)
-    assert line.startswith("error: DivergenceError: the state became non-finite after t=")
+    assert line.startswith("error: DivergenceError: gradient descent diverged: the iterates became")
     assert f"(partial results kept in {out})" in line
     assert "report:" not in result.stdout
 
@@ -259,7 +259,7 @@ def test_diverging_run_exits_1_and_keeps_the_last_finite_state(quick_run, tmp_pa
     for leaf in jax.tree_util.tree_leaves(traj.params):
         assert np.all(np.isfinite(np.asarray(leaf)))
     t_last = float(traj.ts[-1])
-    assert f"after t={t_last:g} " in line  # the saved state is the last finite one reported
+    assert f"(t = {t_last:g})" in line  # the saved state is the last finite one reported
     assert 0 < t_last < traj.info["t1"]  # stopped before the horizon
     # it diverged while the first mode was being learned, not on the first plateau
     quick_summary = json.loads((quick_run[0] / "summary.json").read_text())
@@ -293,7 +293,7 @@ def test_subprocess_stopped_run_exits_1_with_one_error_line(tmp_path):
     # stderr may hold progress log lines before it; the error is one line, the last
     line = error_line(proc.stderr)
     match = re.fullmatch(
-        r"error: SolverError: max_steps=50 reached before t1=\S+ \(last saved t=(\S+)\); .*"
+        r"error: SolverError: max_steps=50 reached at t=(\S+) before t1=\S+; .*"
         r" \(partial results kept in stopped\)",
         line,
     )

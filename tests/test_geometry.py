@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 import gradflow as gf
+from gradflow._problem import trainable_masses
 from gradflow.geometry import ConditionalWasserstein, Euclidean, Wasserstein, as_geometry
 from gradflow.models import AbstractModel, masses_like
-from gradflow.objective import trainable_masses
 
 
 class Particles(AbstractModel):
@@ -72,7 +72,7 @@ def _data():
 
 def _grads(model, data):
     params, static = eqx.partition(model, model.trainable())
-    f = lambda p: eqx.combine(p, static).risk(data)
+    f = lambda p: gf.losses.HalfMSE().risk(eqx.combine(p, static), data)
     return jax.grad(f)(params)
 
 

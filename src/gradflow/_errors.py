@@ -25,7 +25,10 @@ class ConfigError(ValueError):
         self.field = field
         self.value = value
         self.accepted = accepted
-        super().__init__(f"invalid {field}={value!r}: accepted {accepted}")
+        shown = repr(value)
+        if len(shown) > 120:  # one readable line, whatever was passed
+            shown = shown[:100] + f"… ({len(shown)} characters)"
+        super().__init__(f"invalid {field}={shown}: accepted {accepted}")
 
 
 class _RunError(RuntimeError):

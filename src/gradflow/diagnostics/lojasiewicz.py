@@ -121,8 +121,23 @@ def _loglog_slope(xs, ys) -> float:
     return float(loglog_slope(xs, ys).slope)
 
 
-def _longer_solve(traj, data, extend, rtol, atol, solver, max_steps):
-    from ..solvers import flow
+def _trajectory_loss(traj, loss):
+    """The loss a trajectory was flowed with: `loss` if given, else the one its `info` names."""
+    from ..losses import LOSSES, as_loss
+
+    if loss is not None:
+        return as_loss(loss)
+    name = traj.info.get("loss", "half_mse")
+    if name not in LOSSES:
+        raise ConfigError(
+            "loss", name, "the loss object itself (loss=...): a custom loss cannot be rebuilt "
+            "from a trajectory's name for it"
+        )
+    return as_loss(name)
+
+
+def _longer_solve(traj, data, extend, rtol, atol, solver, max_steps, loss):
+    from .._flow import flow
 
     info = traj.info
     t_end = float(traj.ts[-1])
@@ -136,6 +151,7 @@ def _longer_solve(traj, data, extend, rtol, atol, solver, max_steps):
         t1,
         t0=t_end,
         geometry=info.get("geometry", "euclidean"),
+        loss=loss,
         l2=float(info.get("l2", 0.0)),
         rtol=rtol,
         atol=atol,
@@ -165,6 +181,7 @@ def lojasiewicz_fit(
     f_inf: float | Callable | None = None,
     *,
     data=None,
+    loss=None,
     extend: float = 10.0,
     rtol: float | None = None,
     atol: float | None = None,
@@ -182,6 +199,8 @@ def lojasiewicz_fit(
     - `traj`: a single `Trajectory` of a gradient flow (`gf.flow`).
     - `f_inf`: F_∞ (a number or a callable `traj -> number`); if None, from a longer solve when
       `data` is given, else self-consistently (see the module).
+    - `loss`: the loss the trajectory was flowed with, needed for a custom loss (by default the
+      one `traj.info` names).
     - `data`, `extend`, `rtol`, `atol`, `solver`, `max_steps`: the longer solve to `extend` × t1
       (tolerances default to 100× tighter than the trajectory's; the solver to the
       trajectory's own, with a PID controller; 'kvaerno5' for stiff tails).
@@ -194,6 +213,7 @@ def lojasiewicz_fit(
     """
     if traj.ensemble_size is not None:
         raise ConfigError("traj", "an ensemble trajectory", "a single trajectory (use .member(e))")
+    flow_loss = loss  # `loss` below is the series F(t)
     check(len(traj) >= 4, "traj", f"{len(traj)} saved points", "at least 4 saved points")
     ts = np.asarray(traj.ts, dtype=float)
     loss = np.asarray(traj.loss, dtype=float)
@@ -228,7 +248,7 @@ def lojasiewicz_fit(
 
     if f_inf is None and data is not None:
         f_inf_value, solve_info, _ = _longer_solve(
-            traj, data, extend, rtol, atol, solver, max_steps
+            traj, data, extend, rtol, atol, solver, max_steps, _trajectory_loss(traj, flow_loss)
         )
         source = "longer_solve"
     elif f_inf is None:

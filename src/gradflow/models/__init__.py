@@ -1,8 +1,10 @@
 """Models: each an `eqx.Module` with a forward map, trainable parameters and their masses."""
 
 from .._serialise import register_model as register_model
+from ._base import AbstractLayeredModel as AbstractLayeredModel
 from ._base import AbstractLinearModel as AbstractLinearModel
 from ._base import AbstractModel as AbstractModel
+from ._base import AbstractParticleModel as AbstractParticleModel
 from ._base import masses_like as masses_like
 from .deep_linear import AdjacencyDeepLinear as AdjacencyDeepLinear
 from .deep_linear import DeepLinear as DeepLinear

@@ -81,6 +81,32 @@ class AbstractLinearModel(AbstractModel):
         return x @ self.product().T
 
 
+class AbstractLayeredModel(AbstractModel):
+    """A model whose parameters are indexed by a layer coordinate s ∈ [0, 1] (layer k of L at
+    s = k/L, or (k − ½)/L) that is not itself a parameter: a discretisation in depth of a
+    continuous-depth model. The conditional-Wasserstein geometry keeps s frozen.
+
+    `layer_weights()` returns the layer-indexed parameters by name, each stacked along a leading
+    axis of length L (what depth diagnostics compare between layers and between depths).
+    """
+
+    layered: ClassVar[bool] = True
+
+    @abc.abstractmethod
+    def layer_weights(self) -> dict[str, Array]:
+        """{name: array with a leading layer axis of length L}."""
+
+
+class AbstractParticleModel(AbstractModel):
+    """A model whose parameters are particles θ_j of a measure (each a row of
+    `particle_positions()`, with the mass `masses()` gives it); transport diagnostics compare the
+    measures of two such models."""
+
+    @abc.abstractmethod
+    def particle_positions(self) -> Array:
+        """The particles, one per row of the last-but-one axis: (M, p), or (L, M, p) by layer."""
+
+
 def masses_like(model: AbstractModel, default, **overrides) -> PyTree:
     """A model-shaped pytree of masses: `default` everywhere, `overrides[name]` for named fields.
 

@@ -43,7 +43,6 @@ Particles are stored stacked — u and w as (L, M, q), b as (L, M) — and the f
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import ClassVar
 
 import equinox as eqx
 import jax
@@ -54,7 +53,7 @@ import numpy as np
 from .._custom_types import Array, Float, Inputs, Outputs
 from .._errors import ConfigError
 from .._validation import check, check_choice
-from ._base import AbstractModel, masses_like
+from ._base import AbstractLayeredModel, AbstractParticleModel, masses_like
 
 # Particles per block in the forward sum (see `MeanFieldResNet._step`): a block's activations,
 # n × PARTICLE_BLOCK floats, stay in cache for the batch sizes used here.
@@ -107,7 +106,7 @@ def _positions_from(positions, shape_lm: tuple[int, ...], dim: int, field: str =
     return u, w, b
 
 
-class MeanFieldResNet(AbstractModel):
+class MeanFieldResNet(AbstractLayeredModel, AbstractParticleModel):
     """A deep mean-field ResNet: L layers of M neuron particles θ = (u, w, b), mass 1/(L·M) each.
 
     **Arguments:**
@@ -143,8 +142,6 @@ class MeanFieldResNet(AbstractModel):
     activation: str = eqx.field(static=True)
     bias: bool = eqx.field(static=True)
     input_scale: float = eqx.field(static=True)
-
-    layered: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -233,6 +230,10 @@ class MeanFieldResNet(AbstractModel):
     def layer_positions(self) -> np.ndarray:
         """s_k = (k − ½)/L, k = 1..L: the depth of each layer (never moves)."""
         return (np.arange(self.layers) + 0.5) / self.layers
+
+    def layer_weights(self) -> dict[str, Array]:
+        """The particles by layer: u, w (L, M, q) and, if trained, b (L, M)."""
+        return {"u": self.u, "w": self.w, **({"b": self.b} if self.bias else {})}
 
     def particle_positions(self) -> Float[Array, "L M p"]:
         """θ_{k,j} as one array (L, M, p): [u, w, b] (p = 2q + 1) or [u, w] without bias."""
@@ -374,7 +375,7 @@ class MeanFieldResNet(AbstractModel):
         )
 
 
-class TwoLayerMeanField(AbstractModel):
+class TwoLayerMeanField(AbstractParticleModel):
     """A two-layer mean-field network f(x) = (1/M) Σ_j u_j σ(γ w_jᵀx + b_j), particles of mass 1/M.
 
     **Arguments:**

@@ -27,7 +27,7 @@ import numpy as np
 
 from .._custom_types import Array, Float, Inputs, Outputs
 from .._validation import check, check_choice
-from ._base import AbstractModel
+from ._base import AbstractLayeredModel
 from .resnet import (
     ACTIVATIONS,
     check_frozen,
@@ -40,7 +40,7 @@ from .resnet import (
 INTERPOLATIONS = ("linear", "constant")
 
 
-class NeuralODE(AbstractModel):
+class NeuralODE(AbstractLayeredModel):
     """A neural ODE with depth-dependent weights given at L nodes (see the module docstring).
 
     **Arguments:**
@@ -71,7 +71,6 @@ class NeuralODE(AbstractModel):
     train_embedding: bool = eqx.field(static=True)
     frozen: tuple[str, ...] = eqx.field(static=True)
 
-    layered = True
 
     def __init__(
         self,

@@ -30,7 +30,7 @@ import numpy as np
 from .._custom_types import Array, Float, Inputs, Outputs
 from .._errors import ConfigError
 from .._validation import check, check_choice
-from ._base import AbstractModel, masses_like
+from ._base import AbstractLayeredModel, masses_like
 
 ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
     "gelu": lambda z: jax.nn.gelu(z, approximate=False),
@@ -181,7 +181,7 @@ def residual_init(key, init: str, depth: int, dim: int, width: int, length_scale
 # the model
 
 
-class ResNet(AbstractModel):
+class ResNet(AbstractLayeredModel):
     """The residual network h_{k+1} = h_k + 1/(L√m) V_{k+1} σ(W_{k+1} h_k/√q), f(x) = B h_L.
 
     **Arguments:**
@@ -207,7 +207,6 @@ class ResNet(AbstractModel):
     train_embedding: bool = eqx.field(static=True)
     frozen: tuple[str, ...] = eqx.field(static=True)
 
-    layered = True
 
     def __init__(
         self,

@@ -19,7 +19,8 @@ class Power(gf.models.AbstractModel):
     offset: float = eqx.field(static=True, default=0.0)
 
     def __call__(self, x):
-        return jnp.zeros((x.shape[0], 1))
+        value = jnp.sum(self.theta**2) ** (self.p / 2) + self.offset
+        return jnp.full((x.shape[0], 1), value)
 
     @property
     def in_dim(self):
@@ -29,10 +30,13 @@ class Power(gf.models.AbstractModel):
     def out_dim(self):
         return 1
 
-    def risk(self, stats):
-        return jnp.sum(self.theta**2) ** (self.p / 2) + self.offset
+
+def _output(outputs, targets):
+    return jnp.mean(outputs)
 
 
+# The risk is the model's output itself: F(θ) = |θ|^p + offset.
+VALUE = gf.losses.CustomLoss(_output, "value")
 DATA = gf.Dataset(jnp.zeros((1, 1)), jnp.zeros((1, 1)))
 
 
@@ -46,6 +50,7 @@ def _solve(p, t1, offset=0.0):
         rtol=1e-10,
         atol=1e-14,
         controller="pid",
+        loss=VALUE,
     )
 
 
@@ -85,7 +90,9 @@ def test_f_inf_estimates(trajs):
     assert selfc.f_inf == pytest.approx(0.3, abs=1e-13)
     assert selfc.theta == pytest.approx(0.25, abs=1e-3)
     # a longer, tighter solve from the last state (implicit solver for the tail)
-    longer = gf.diagnostics.lojasiewicz_fit(traj, data=DATA, extend=10.0, solver="kvaerno5")
+    longer = gf.diagnostics.lojasiewicz_fit(
+        traj, data=DATA, loss=VALUE, extend=10.0, solver="kvaerno5"
+    )
     assert longer.f_inf_source == "longer_solve"
     assert longer.f_inf_solve["num_steps"] > 0 and longer.f_inf_solve["solver"] == "kvaerno5"
     assert longer.f_inf == pytest.approx(0.3, abs=1e-9)

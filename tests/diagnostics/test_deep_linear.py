@@ -67,7 +67,9 @@ def test_gradient_closed_form_and_finite_differences(widths, seed, whiten):
     d = gf.data.linear_teacher(jax.random.PRNGKey(seed % 7), 3, 2, 20, [1.5, 0.5], whiten=whiten)
     m = d.moments()
     model = _random_network(seed, widths)
-    grads = jax.grad(lambda ws: gf.models.DeepLinear.from_weights(ws).risk(m))(list(model.weights))
+    grads = jax.grad(lambda ws: gf.losses.HalfMSE().risk(gf.models.DeepLinear.from_weights(ws), m))(
+        list(model.weights)
+    )
     vel = _closed_form_velocity(list(model.weights), m)
     for g, v in zip(grads, vel, strict=True):
         np.testing.assert_allclose(np.asarray(-g), np.asarray(v), atol=1e-12)
@@ -76,9 +78,12 @@ def test_gradient_closed_form_and_finite_differences(widths, seed, whiten):
     direction = [rng.standard_normal(w.shape) for w in model.weights]
     h = 1e-5
     f = lambda t: float(
-        gf.models.DeepLinear.from_weights(
-            [w + t * e for w, e in zip(model.weights, direction, strict=True)]
-        ).risk(m)
+        gf.losses.HalfMSE().risk(
+            gf.models.DeepLinear.from_weights(
+                [w + t * e for w, e in zip(model.weights, direction, strict=True)]
+            ),
+            m,
+        )
     )
     fd = (f(h) - f(-h)) / (2 * h)
     exact = sum(float(jnp.sum(g * e)) for g, e in zip(grads, direction, strict=True))
@@ -87,7 +92,7 @@ def test_gradient_closed_form_and_finite_differences(widths, seed, whiten):
     direct = 0.5 * np.mean(
         np.sum((np.asarray(d.x) @ np.asarray(model.product()).T - np.asarray(d.y)) ** 2, 1)
     )
-    assert float(model.risk(m)) == pytest.approx(direct, rel=1e-11)
+    assert float(gf.losses.HalfMSE().risk(model, m)) == pytest.approx(direct, rel=1e-11)
 
 
 @settings(max_examples=8, deadline=None)
@@ -114,10 +119,14 @@ def test_adjacency_form_properties(widths, seed):
     d = gf.data.linear_teacher(jax.random.PRNGKey(seed % 7), 3, 2, 20, [1.5, 0.5])
     m = d.moments()
     ga = np.asarray(
-        jax.grad(lambda x: gf.models.AdjacencyDeepLinear(x, tuple(widths)).risk(m))(adj.adjacency)
+        jax.grad(
+            lambda x: gf.losses.HalfMSE().risk(gf.models.AdjacencyDeepLinear(x, tuple(widths)), m)
+        )(adj.adjacency)
     )
     assert np.all(ga[~adj.pattern_mask()] == 0.0)
-    gl = jax.grad(lambda ws: gf.models.DeepLinear.from_weights(ws).risk(m))(list(model.weights))
+    gl = jax.grad(lambda ws: gf.losses.HalfMSE().risk(gf.models.DeepLinear.from_weights(ws), m))(
+        list(model.weights)
+    )
     ga_layers = gf.models.DeepLinear.from_adjacency(jnp.asarray(ga), widths).weights
     for g0, g1 in zip(gl, ga_layers, strict=True):
         np.testing.assert_allclose(np.asarray(g0), np.asarray(g1), atol=1e-12)

@@ -9,6 +9,7 @@ import pytest
 from scipy.special import erf
 
 import gradflow as gf
+from gradflow._problem import trainable_masses
 from gradflow.experiments.resnet import relu_fixed_point, relu_network
 from gradflow.models.resnet import smooth_gp
 
@@ -75,11 +76,11 @@ def test_smooth_gp_has_the_squared_exponential_covariance():
 def test_masses_trainable_and_embedding():
     model = gf.models.ResNet(3, 5, 4, 8, 2, key=KEY)
     assert model.A is None and model.B is None  # fixed [I; 0], [0, I]
-    masses = gf.objective.trainable_masses(model)
+    masses = trainable_masses(model)
     assert float(masses.V) == pytest.approx(1 / 8) and float(masses.W) == pytest.approx(1 / 8)
     assert model.parameter_count() == 2 * 8 * 5 * 4
     trained = gf.models.ResNet(3, 5, 4, 8, 2, key=KEY, train_embedding=True)
-    masses = gf.objective.trainable_masses(trained)
+    masses = trainable_masses(trained)
     assert float(masses.A) == 1.0 and float(masses.B) == 1.0
     np.testing.assert_array_equal(trained.A, np.eye(5, 3))
     np.testing.assert_array_equal(trained.B, np.eye(2, 5, k=3))

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 import gradflow as gf
+from gradflow._problem import trainable_masses
 from gradflow.experiments.mean_field import deduplicate, replicate, teacher_data
 from gradflow.geometry import as_geometry
-from gradflow.objective import trainable_masses, value_and_grad
 
 L, M, Q = 3, 4, 4
 
@@ -126,6 +126,17 @@ def test_negative_l2_is_rejected(model, data):
     assert err.value.field == "l2"
 
 
+def value_and_grad(static, masses, l2):
+    """(params, data) → (F, ∇F) of the objective with L2 weight l2, through the problem object
+    (`masses` are the model's own: the problem recomputes them)."""
+
+    def vg(params, data):
+        problem, p = gf.GradientFlowProblem.from_model(eqx.combine(params, static), data, l2=l2)
+        return problem.value_and_grad(p)
+
+    return vg
+
+
 def test_conditional_velocity_is_LM_times_gradient(model, data):
     params, static = eqx.partition(model, model.trainable())
     masses = trainable_masses(model)
@@ -135,7 +146,7 @@ def test_conditional_velocity_is_LM_times_gradient(model, data):
         np.testing.assert_allclose(vi, -L * M * gi, rtol=1e-14)
     # the gradient itself against a central finite difference along a random direction
     d = jax.tree_util.tree_map(lambda a: jax.random.normal(jax.random.PRNGKey(3), a.shape), params)
-    f = lambda p: float(eqx.combine(p, static).risk(data))
+    f = lambda p: float(gf.losses.HalfMSE().risk(eqx.combine(p, static), data))
     eps = 1e-6
     plus = jax.tree_util.tree_map(lambda a, b: a + eps * b, params, d)
     minus = jax.tree_util.tree_map(lambda a, b: a - eps * b, params, d)
