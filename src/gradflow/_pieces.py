@@ -56,6 +56,7 @@ def flow_in_pieces(
     stop_below: float | None = None,
     max_steps: int = 1_000_000,
     dtype: str | None = None,
+    ensemble="auto",
 ) -> Trajectory:
     """The gradient flow from `model` saved at the times `ts` (from ts[0] to ts[-1]), solved in
     pieces of `piece` save intervals.
@@ -63,7 +64,7 @@ def flow_in_pieces(
     **Arguments:**
 
     - `model`, `data`, `geometry`, `loss`, `l2`, `rtol`, `atol`, `solver`, `controller`,
-      `max_steps` (per piece), `dtype`: as for `gf.flow`.
+      `max_steps` (per piece), `dtype`, `ensemble`: as for `gf.flow`.
     - `ts`: the save times, increasing, at least two; the flow starts at ts[0].
     - `piece`: save intervals per piece (≥ 1). Pieces of one length share one compiled solve;
       the number of saves held in memory at once, and of states whose metrics are computed in
@@ -83,7 +84,7 @@ def flow_in_pieces(
     `RunInterrupted` (after the checkpoint is written) if an interrupt was requested.
     """
     piece = integer("piece", piece, minimum=1)
-    ensemble = isinstance(model, Ensemble)
+    is_ensemble = isinstance(model, Ensemble)
     ts = np.asarray(ts, dtype=float).reshape(-1)
     check(ts.size >= 2, "ts", ts.tolist(), "at least two save times (start and end)")
     ts = check_saves(ts, float(ts[0]), float(ts[-1]))
@@ -102,21 +103,22 @@ def flow_in_pieces(
         stop_below=stop_below,
         max_steps=max_steps,
         progress=False,
-        ensemble=ensemble,
+        ensemble=is_ensemble,
+        strategy=ensemble,
     )
-    problem.check_finite_start(params, ensemble)
+    problem.check_finite_start(params, is_ensemble)
     bounds = list(range(0, ts.size - 1, piece)) + [ts.size - 1]
     total = len(bounds) - 1
     store = None
     if checkpoint is not None:
-        template = model.member(0) if ensemble else model
+        template = model.member(0) if is_ensemble else model
         store = _Checkpoint(
             Path(checkpoint), _fingerprint(problem, params, ts, piece, info), template
         )
     pieces, carry, start = [], None, 0
     if store is not None and store.exists():
         pieces, params, carry, start, done = store.load(
-            problem, params, ts, bounds, options, ensemble
+            problem, params, ts, bounds, options, is_ensemble
         )
         if done:
             return Trajectory.concatenate(pieces)
@@ -126,7 +128,7 @@ def flow_in_pieces(
         a, b = bounds[i], bounds[i + 1]
         piece_info = {**info, "t0": float(ts[a]), "t1": float(ts[b])}
         traj, carry, params = run_solve(
-            problem, params, ts[a : b + 1], options, piece_info, carry, ensemble, throw=False
+            problem, params, ts[a : b + 1], options, piece_info, carry, is_ensemble, throw=False
         )
         if failed(traj):
             partial = Trajectory.concatenate([*pieces, traj]) if pieces else traj

@@ -130,8 +130,10 @@ def _trajectory_loss(traj, loss):
     name = traj.info.get("loss", "half_mse")
     if name not in LOSSES:
         raise ConfigError(
-            "loss", name, "the loss object itself (loss=...): a custom loss cannot be rebuilt "
-            "from a trajectory's name for it"
+            "loss",
+            name,
+            "the loss object itself (loss=...): a custom loss cannot be rebuilt "
+            "from a trajectory's name for it",
         )
     return as_loss(name)
 

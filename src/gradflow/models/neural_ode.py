@@ -71,7 +71,6 @@ class NeuralODE(AbstractLayeredModel):
     train_embedding: bool = eqx.field(static=True)
     frozen: tuple[str, ...] = eqx.field(static=True)
 
-
     def __init__(
         self,
         V,

@@ -207,7 +207,6 @@ class ResNet(AbstractLayeredModel):
     train_embedding: bool = eqx.field(static=True)
     frozen: tuple[str, ...] = eqx.field(static=True)
 
-
     def __init__(
         self,
         in_dim: int,

@@ -1,0 +1,63 @@
+"""Ensembles: `Ensemble.stack`, and every way of solving one (`flow(..., ensemble=...)`) against
+the members' own flows."""
+
+import jax
+import numpy as np
+import pytest
+from problems import deep_linear as _deep_problem
+from problems import leaves as _leaves
+
+import gradflow as gf
+
+TS = np.linspace(0.0, 3.0, 31)
+TOL = dict(rtol=1e-10, atol=1e-12)
+
+
+def _members():
+    keys = jax.random.split(jax.random.PRNGKey(5), 3)
+    # different init scales: the members' flows differ, so do their step sizes
+    return [
+        gf.models.DeepLinear([3, 4, 2], k, init_scale=s)
+        for k, s in zip(keys, (0.2, 0.5, 1.5), strict=True)
+    ]
+
+
+@pytest.fixture(scope="module")
+def singles():
+    _, data = _deep_problem()
+    return data, [gf.flow(m, data, 3.0, saveat=TS, **TOL) for m in _members()]
+
+
+@pytest.mark.parametrize("strategy", ["vmap", "map", 2])
+def test_per_member_strategies_equal_the_members_flows(singles, strategy):
+    data, ones = singles
+    traj = gf.flow(gf.Ensemble.stack(_members()), data, 3.0, saveat=TS, ensemble=strategy, **TOL)
+    assert traj.ensemble_size == 3
+    for e, one in enumerate(ones):
+        member = traj.member(e)
+        for a, b in zip(_leaves(member.params), _leaves(one.params), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+        assert member.stats["num_steps"] == one.stats["num_steps"]  # its own step sizes
+
+
+def test_lockstep_members_share_the_steps(singles):
+    data, ones = singles
+    traj = gf.flow(gf.Ensemble.stack(_members()), data, 3.0, saveat=TS, ensemble="lockstep", **TOL)
+    steps = traj.stats["num_steps"]
+    assert len(set(steps)) == 1  # one controller for all
+    # The shared controller's error norm is the RMS over all members' errors: it is driven by
+    # the hardest members, so the easiest one takes more steps than on its own.
+    assert steps[0] > min(one.stats["num_steps"] for one in ones)
+    for e, one in enumerate(ones):
+        for a, b in zip(_leaves(traj.member(e).params), _leaves(one.params), strict=True):
+            np.testing.assert_allclose(a, b, rtol=0, atol=1e-8)  # within the tolerances
+
+
+def test_stack_refuses_models_of_other_shapes():
+    a = gf.models.DeepLinear([3, 4, 2], jax.random.PRNGKey(0))
+    b = gf.models.DeepLinear([3, 5, 2], jax.random.PRNGKey(0))
+    with pytest.raises(gf.ConfigError) as e:
+        gf.Ensemble.stack([a, b])
+    assert e.value.field == "models"
+    with pytest.raises(gf.ConfigError):
+        gf.flow(gf.Ensemble.stack([a, a]), _deep_problem()[1], 1.0, ensemble="sideways")
