@@ -46,8 +46,9 @@ def trainable_masses(model) -> PyTree:
 
 def l2_penalty(params: PyTree, masses: PyTree) -> Float[Array, ""]:
     """Σ_leaves Σ m |θ|² (the integral ∫|θ|² dμ of the particle measure)."""
-    terms = jtu.tree_map(lambda p, m: jnp.sum(m * p**2), params, masses)
-    return sum(jtu.tree_leaves(terms), start=jnp.zeros(()))
+    terms = jtu.tree_leaves(jtu.tree_map(lambda p, m: jnp.sum(m * p**2), params, masses))
+    # the zero in the parameters' precision: a float64 zero would promote a float32 objective
+    return sum(terms, start=jnp.zeros((), jnp.result_type(*terms) if terms else float))
 
 
 def _cast(tree, dtype):
