@@ -182,7 +182,7 @@ def test_flow_matches_balanced_solution(balanced_flow, data):
         tl.learn_times, an.learning_time(tl.singular_values, u0, depth), rtol=1e-3
     )
     # the flow stays balanced: C_k(t) = C_k(0) = 0
-    assert gf.diagnostics.conservation_drift(traj)["relative"] <= 1e-12
+    assert gf.diagnostics.conservation_drift(traj).relative <= 1e-12
 
 
 # --------------------------------------------------------------------------------------------

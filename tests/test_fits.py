@@ -45,6 +45,8 @@ def test_loglog_slope_of_power_laws(p, c):
     assert fit.slope == pytest.approx(p, abs=1e-13)
     assert fit.intercept == pytest.approx(np.log(c), abs=1e-12)
     assert fit.stderr < 1e-13 and fit.n == 9
+    # the diagnostics re-export the same function and record
+    assert gf.diagnostics.loglog_slope is fits.loglog_slope and gf.diagnostics.Slope is fits.Slope
 
 
 def test_exponential_rate_and_fit():
@@ -59,6 +61,7 @@ def test_exponential_rate_and_fit():
     v2[-3:] = [1e-25, 0.0, -1e-30]
     assert fits.exponential_rate(t, v2, t_from=1.0) == pytest.approx(2.0, rel=1e-12)
     assert fits.exponential_fit(t, v2, t_from=1.0).n == int(np.sum(t >= 1.0)) - 3
+    assert gf.diagnostics.exponential_rate is fits.exponential_rate
 
 
 def test_nan_points_are_left_out_of_fits():
