@@ -59,7 +59,7 @@ def test_pl_ratio_refuses_losses_without_a_minimum(name):
 def test_tangent_kernel_bound_is_tight_along_its_smallest_eigenvector(loss):
     # With residual r = f(X) − Y along the eigenvector of K_G for λ_min, the PL ratio of a
     # squared loss equals the bound exactly: (2/n) λ_min (half_mse), (4/(n d')) λ_min (mse).
-    n, d_in, d_out = 2, 3, 2
+    n, d_in, d_out = 2, 3, 3  # d_out ≠ 2, so that the two losses' bounds differ
     model = random_deep_linear(7, [d_in, 4, d_out])
     x = jax.random.normal(jax.random.PRNGKey(3), (n, d_in))
     probe = gf.Dataset(x, jnp.zeros((n, d_out)))
