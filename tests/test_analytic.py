@@ -1,9 +1,12 @@
-"""gradflow.analytic: the exact balanced solutions are right, and the integrator reproduces them.
+"""gradflow.analytic: the exact balanced solutions are right, and the integrator reproduces them;
+the aligned balanced prediction returns an exact solution's own learning time; the ResNet closed
+forms (ReLU fixed point → 2 log C, GD steps ↔ flow time, checked against the paper's GD).
 
 Acceptance (issue 2): from a balanced aligned init, depths 2 and 3, every mode strength of
 `gf.flow` at rtol 1e-10 matches `balanced_mode_strength` to relative 1e-6 over the whole flow.
 """
 
+import equinox as eqx
 import jax
 import mpmath
 import numpy as np
@@ -12,6 +15,7 @@ from scipy.integrate import solve_ivp
 
 import gradflow as gf
 from gradflow import analytic as an
+from gradflow.analytic._balanced import _invert
 
 SINGULAR_VALUES = [3.0, 2.0, 1.0]
 
@@ -31,7 +35,7 @@ def test_depth2_closed_form_equals_general_inversion(s, u0):
     # formula.
     t = np.linspace(0.0, 20.0, 201)
     explicit = an.balanced_mode_strength(t, s, u0, 2)
-    general = an._invert(t, np.full_like(t, s), np.full_like(t, u0), 2)
+    general = _invert(t, np.full_like(t, s), np.full_like(t, u0), 2)
     np.testing.assert_allclose(general, explicit, rtol=1e-13, atol=0)
     # and the explicit formula is the one in MODELS.md: s e^{2st}/(e^{2st} − 1 + s/u0)
     e = np.exp(2 * s * t[:50])
@@ -178,4 +182,129 @@ def test_flow_matches_balanced_solution(balanced_flow, data):
         tl.learn_times, an.learning_time(tl.singular_values, u0, depth), rtol=1e-3
     )
     # the flow stays balanced: C_k(t) = C_k(0) = 0
-    assert gf.diagnostics.conservation_drift(traj)["relative"] <= 1e-12
+    assert gf.diagnostics.conservation_drift(traj).relative <= 1e-12
+
+
+# --------------------------------------------------------------------------------------------
+# the balanced solution aligned on a measured escape
+
+
+@pytest.mark.parametrize("depth", [2, 3, 4])
+def test_aligned_prediction_of_an_exact_balanced_solution(depth):
+    s, u0 = 1.5, 1e-6
+    t_align = float(an.learning_time(s, u0, depth, 0.01))  # u(t_align) = s/100
+    t_learn = float(an.learning_time(s, u0, depth, 0.5))
+    # samples on a grid through t_align (the alignment is then exact; off the grid it is
+    # log-interpolated, see below)
+    ts = np.unique(np.concatenate([np.linspace(0.0, 2 * t_learn, 301), [t_align]]))
+    u = an.balanced_mode_strength(ts, s, u0, depth)
+    pred = an.aligned_balanced_prediction(ts, u, s, depth)
+    assert pred.t_align == pytest.approx(t_align, rel=1e-12)
+    assert pred.t_predicted == pytest.approx(t_learn, rel=1e-10)
+    # the aligned curve is the solution itself after t_align, NaN before
+    curve = pred.curve(ts)
+    after = ts >= pred.t_align
+    np.testing.assert_allclose(curve[after], u[after], rtol=1e-9)
+    assert np.all(np.isnan(curve[~after]))
+    # off the grid, t_align is log-interpolated: linear interpolation of y = log u over a save
+    # interval Δt errs by at most Δt²/8 · max|y''|, i.e. by that over y' in time, with
+    # y' = H u^{1−2/H}(s − u) and y'' = H[(1 − 2/H)u^{−2/H}(s − u) − u^{1−2/H}] u'
+    grid = np.linspace(0.0, 2 * t_learn, 301)
+    coarse = an.aligned_balanced_prediction(
+        grid, an.balanced_mode_strength(grid, s, u0, depth), s, depth
+    )
+    dt = grid[1]
+    h = depth
+    near = np.linspace(*an.balanced_mode_strength(np.array([t_align - dt, t_align + dt]), s, u0, h))
+    dy = h * near ** (1 - 2 / h) * (s - near)
+    ddy = h * ((1 - 2 / h) * near ** (-2 / h) * (s - near) - near ** (1 - 2 / h)) * near * dy
+    bound = dt**2 / 8 * np.max(np.abs(ddy)) / np.min(dy)
+    assert abs(coarse.t_predicted - t_learn) <= bound
+    assert abs(coarse.t_measured - t_learn) <= dt  # linear within the bracketing interval
+
+
+def test_aligned_prediction_uses_the_last_rise_and_says_when_undetermined():
+    s, depth, u0 = 1.0, 3, 1e-3
+    t_learn = float(an.learning_time(s, u0, depth, 0.5))
+    t_align = float(an.learning_time(s, u0, depth, 0.01))
+    ts = np.unique(np.concatenate([np.linspace(0.0, 2 * t_learn, 201), [t_align]]))
+    u = an.balanced_mode_strength(ts, s, u0, depth)
+    # a transient spike through s/100 early on (cross-talk) that falls back: ignored
+    spiked = u.copy()
+    spiked[3:6] = [0.02, 0.05, 0.02]
+    pred = an.aligned_balanced_prediction(ts, spiked, s, depth)
+    assert pred.t_predicted == pytest.approx(t_learn, rel=1e-10)
+    # never learned, or above s/100 from the start: undetermined
+    early = ts < 0.5 * t_learn
+    never = an.aligned_balanced_prediction(ts[early], u[early], s, depth)
+    assert np.isnan(never.t_align) and np.isnan(never.t_predicted) and np.isnan(never.t_measured)
+    assert np.all(np.isnan(never.curve(ts)))
+    late = ts > t_align
+    assert np.isnan(an.aligned_balanced_prediction(ts[late], u[late], s, depth).t_align)
+    with pytest.raises(gf.ConfigError):
+        an.aligned_balanced_prediction(ts, u, s, depth, align=0.6)  # align ≥ fraction
+    with pytest.raises(gf.ConfigError):
+        an.aligned_balanced_prediction(ts, u, -1.0, depth)
+
+
+# --------------------------------------------------------------------------------------------
+# ResNets (Marion et al.): the ReLU counter-example, and GD steps against flow time
+
+
+def test_relu_fixed_point_closed_form():
+    for half, c in [(1, 2.0), (4, 2.0), (16, 5.0), (1000, 1.3)]:
+        w = an.relu_fixed_point(half, c)
+        assert (1 + w / (2 * half)) ** half == pytest.approx(c, rel=1e-13)
+        assert an.relu_successive_difference(half, c) == pytest.approx(w + 1 / (2 * half))
+    assert an.relu_fixed_point(1, 2.0) == pytest.approx(2.0)  # (1 + w/2) = 2
+    # w* → 2 log C as L → ∞, with w* = 2 log C + (log C)²/L + O(1/L²)
+    c = 3.0
+    for half in (10, 100, 1000, 10_000):
+        w = an.relu_fixed_point(half, c)
+        assert abs(w - 2 * np.log(c) - np.log(c) ** 2 / half) <= 2 * np.log(c) ** 3 / half**2
+    assert an.relu_fixed_point(10**9, c) == pytest.approx(2 * np.log(c), rel=1e-9)
+    for bad in [(0, 2.0), (4, 1.0), (4, 0.5), (4, float("nan")), (2.5, 2.0)]:
+        with pytest.raises(gf.ConfigError):
+            an.relu_fixed_point(*bad)
+
+
+def test_resnet_time_conversion():
+    # the paper's Fig. 1: lr = L·1e-2 for 500 steps is gradflow time 10 at every depth
+    for depth in (2, 64, 1024):
+        assert an.resnet_flow_time(500, depth * 1e-2, depth) == pytest.approx(10.0, rel=1e-14)
+    assert an.resnet_gd_steps(10.0, 0.32, 64) == pytest.approx(1000.0, rel=1e-14)
+    steps = np.array([0, 10, 80_000])
+    np.testing.assert_allclose(
+        an.resnet_gd_steps(an.resnet_flow_time(steps, 0.32, 64), 0.32, 64), steps, rtol=1e-14
+    )
+    with pytest.raises(gf.ConfigError):
+        an.resnet_flow_time(-1, 0.1, 4)
+    with pytest.raises(gf.ConfigError):
+        an.resnet_gd_steps(1.0, 0.0, 4)
+
+
+def test_paper_gradient_descent_reaches_the_converted_flow_time():
+    # The paper's GD, Z ← Z − lr ∂ℓ/∂Z on ℓ = 2F (Euclidean, residual weights), N steps, against
+    # gradflow's conditional-Wasserstein flow at t = 2·N·lr/L: they agree up to GD's O(step) error.
+    import jax.tree_util as jtu
+
+    key = jax.random.PRNGKey(0)
+    depth = 4
+    model = gf.models.ResNet(2, 3, 4, depth, 2, key=key, init="smooth")
+    data = gf.data.gaussian(key, 6, 2, 2)
+    problem, params = gf.GradientFlowProblem.from_model(model, data)
+    lr, steps = depth * 1e-3, 250
+    grad_ell = jax.jit(jax.grad(lambda p: 2.0 * problem.objective(p)))
+    gd = params
+    for _ in range(steps):
+        gd = jtu.tree_map(lambda p, g: p - lr * g, gd, grad_ell(gd))
+    t = an.resnet_flow_time(steps, lr, depth)
+    assert t == pytest.approx(0.5)
+    traj = gf.flow(model, data, t, geometry="conditional_wasserstein", rtol=1e-10, atol=1e-12)
+    flowed, _ = eqx.partition(traj.final, traj.final.trainable())
+    moved = lambda p: np.concatenate(
+        [np.ravel(a - b) for a, b in zip(jtu.tree_leaves(p), jtu.tree_leaves(params), strict=True)]
+    )
+    err = np.linalg.norm(moved(gd) - moved(flowed)) / np.linalg.norm(moved(flowed))
+    print(f"GD against the flow at t = 2·N·lr/L: relative difference {err:.2e}")
+    assert err < 1e-2  # a factor 2 wrong in the conversion would give ~0.5

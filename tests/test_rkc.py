@@ -173,7 +173,7 @@ def test_flow_with_rkc_matches_tsit5_and_conserves():
     for a, b in zip(got.params.weights, ref.params.weights, strict=True):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-6)
     drift = gf.diagnostics.conservation_drift(got)
-    assert drift["relative"] < 1e-6, drift["relative"]
+    assert drift.relative < 1e-6, drift.relative
     st = got.stats
     # The evaluation count: at least one per step plus the start-up power iterations.
     assert st["function_evaluations"] >= 3 * st["num_steps"] + 30

@@ -10,6 +10,7 @@ _jax.config.update("jax_enable_x64", True)
 from . import analytic as analytic  # noqa: E402
 from . import data as data  # noqa: E402
 from . import diagnostics as diagnostics  # noqa: E402
+from . import fits as fits  # noqa: E402
 from . import geometry as geometry  # noqa: E402
 from . import losses as losses  # noqa: E402
 from . import models as models  # noqa: E402

@@ -102,11 +102,31 @@ def test_f_inf_estimates(trajs):
 def test_energy_dissipation_certificate(trajs):
     for traj in trajs.values():
         cert = gf.diagnostics.energy_dissipation(traj)
-        assert cert["residual_max"] < 1e-6
-        assert cert["speed_ratio_median"] == pytest.approx(1.0, abs=1e-6)
-        assert cert["dissipated"] == pytest.approx(cert["loss_drop"], rel=1e-6)
+        assert cert.residual_max < 1e-6
+        assert cert.speed_ratio_median == pytest.approx(1.0, abs=1e-6)
+        assert cert.dissipated == pytest.approx(cert.loss_drop, rel=1e-6)
 
 
 def test_bad_window(trajs):
     with pytest.raises(gf.ConfigError):
         gf.diagnostics.lojasiewicz_fit(trajs[2], f_inf=0.0, window=(1.0, 2.0))
+
+
+def test_losses_without_a_minimum_are_refused(trajs):
+    t = trajs[2]
+    logistic = gf.Trajectory(
+        t.ts,
+        t.params,
+        t.static,
+        t.loss,
+        t.grad_norm,
+        t.masses,
+        t.stats,
+        {**t.info, "loss": "logistic"},
+    )
+    with pytest.raises(gf.ConfigError, match="attains its minimum") as err:
+        gf.diagnostics.lojasiewicz_fit(logistic, f_inf=0.0)
+    assert "logistic" in str(err.value) and "\n" not in str(err.value)
+    unbounded = gf.losses.CustomLoss(_output, "value", minimum_attained=False)
+    with pytest.raises(gf.ConfigError, match="attains its minimum"):
+        gf.diagnostics.lojasiewicz_fit(t, f_inf=0.0, loss=unbounded)

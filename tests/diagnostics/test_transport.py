@@ -1,5 +1,5 @@
 """Transport: W_2 against exact assignments, the Sinkhorn divergence within its stated bias bound,
-the conditional distance W_C layer by layer, distances travelled and path length."""
+the conditional distance W_C layer by layer, and the models it accepts."""
 
 import math
 
@@ -11,7 +11,6 @@ from scipy.spatial.distance import cdist
 
 import gradflow as gf
 from gradflow.diagnostics.transport import _exact_lp
-from gradflow.experiments.mean_field import teacher_data
 
 
 def _lsa_w2(a, b):
@@ -32,11 +31,11 @@ def test_exact_matches_linear_sum_assignment(n, d, seed):
 def test_unequal_sizes_and_weights_exact():
     rng = np.random.default_rng(4)
     a, b = rng.normal(size=(6, 2)), rng.normal(size=(9, 2))
-    rep = gf.diagnostics.wasserstein(a, b, method="exact", details=True)
+    rep = gf.diagnostics.wasserstein_details(a, b, method="exact")
     assert rep.method == "assignment"
     assert rep.squared == pytest.approx(_exact_lp(a, b, None, None), abs=1e-8)
     wa = rng.uniform(0.5, 2.0, size=6)
-    lp = gf.diagnostics.wasserstein(a, b, weights_a=wa, method="exact", details=True)
+    lp = gf.diagnostics.wasserstein_details(a, b, weights_a=wa, method="exact")
     assert lp.method == "lp"
     # a measure with one heavy atom against its own support: W_2 = 0
     assert gf.diagnostics.wasserstein(a, a, weights_a=wa, weights_b=wa, method="exact") < 1e-7
@@ -47,7 +46,7 @@ def test_sinkhorn_within_stated_bias(n, epsilon):
     rng = np.random.default_rng(n)
     a, b = rng.normal(size=(n, 3)), rng.normal(size=(n, 3)) * 1.3 + 0.2
     exact = _lsa_w2(a, b) ** 2
-    rep = gf.diagnostics.wasserstein(a, b, method="sinkhorn", epsilon=epsilon, details=True)
+    rep = gf.diagnostics.wasserstein_details(a, b, method="sinkhorn", epsilon=epsilon)
     assert rep.method == "sinkhorn"
     assert rep.bias_bound == pytest.approx(rep.epsilon * math.log(n))
     assert abs(rep.squared - exact) <= rep.bias_bound
@@ -91,11 +90,10 @@ def test_conditional_is_the_layer_average(models):
     ref = math.sqrt(np.mean([_lsa_w2(pa[k], pb[k]) ** 2 for k in range(4)]))
     assert gf.diagnostics.conditional_wasserstein(a, b) == pytest.approx(ref, abs=1e-10)
     assert gf.diagnostics.conditional_wasserstein(a, a) == 0.0
-    sk, per, lengths = gf.diagnostics.conditional_wasserstein(
-        a, b, method="sinkhorn", epsilon=1e-3, per_layer=True
-    )
-    assert per.shape == (4,) and lengths.sum() == pytest.approx(1.0)
-    assert abs(sk**2 - ref**2) <= 1e-3 * math.log(6)
+    sk = gf.diagnostics.conditional_wasserstein_details(a, b, method="sinkhorn", epsilon=1e-3)
+    assert sk.squared.shape == (4,) and sk.lengths.sum() == pytest.approx(1.0)
+    assert sk.method == "sinkhorn" and sk.bias_bound == pytest.approx(1e-3 * math.log(6))
+    assert abs(sk.distance**2 - ref**2) <= sk.bias_bound
 
 
 def test_conditional_with_different_layer_counts(models):
@@ -110,17 +108,18 @@ def test_conditional_with_different_layer_counts(models):
     assert gf.diagnostics.conditional_wasserstein(a, c) == pytest.approx(ref, abs=1e-10)
 
 
-def test_distance_travelled_is_at_most_the_path_length():
-    data = teacher_data(jax.random.PRNGKey(0), 8, 2, 1)
-    model = gf.models.MeanFieldResNet(2, 4, 2, 5, 1, key=jax.random.PRNGKey(3))
-    traj = gf.flow(
-        model, data, 5.0, geometry="conditional_wasserstein", saveat=np.linspace(0, 5, 51)
+def test_conditional_details_and_accepted_models(models):
+    a, _, c = models
+    pa, pc = np.asarray(a.particle_positions()), np.asarray(c.particle_positions())
+    got = gf.diagnostics.conditional_wasserstein_details(a, c, method="exact")
+    # 4 layers against 2: the refinement is the 4 quarters, quarter k against layer k // 2
+    np.testing.assert_allclose(
+        got.squared, [_lsa_w2(pa[k], pc[k // 2]) ** 2 for k in range(4)], atol=1e-10
     )
-    travelled = gf.diagnostics.distance_travelled(traj, indices=[0, 10, 50])
-    speed = gf.diagnostics.cumulative_path_length(traj, "speed")
-    poly = gf.diagnostics.cumulative_path_length(traj, "polygon")
-    assert travelled[0] == 0.0
-    assert np.all(travelled <= poly[[0, 10, 50]] + 1e-12)
-    assert poly[-1] == pytest.approx(float(traj.path_length()), rel=1e-12)
-    assert np.all(poly <= speed * (1 + 1e-6) + 1e-12)
-    assert poly[-1] == pytest.approx(speed[-1], rel=1e-3)
+    np.testing.assert_allclose(got.lengths, 0.25)
+    assert got.method == "assignment" and got.epsilon is None and got.bias_bound == 0.0
+    assert got.distance == pytest.approx(gf.diagnostics.conditional_wasserstein(a, c), abs=1e-14)
+    # a model whose parameters are not particles is refused, naming the accepted kinds
+    linear = gf.models.DeepLinear([2, 2], jax.random.PRNGKey(0))
+    with pytest.raises(gf.ConfigError, match="AbstractParticleModel"):
+        gf.diagnostics.conditional_wasserstein(a, linear)

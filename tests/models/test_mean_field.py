@@ -195,8 +195,8 @@ def test_energy_identity_along_the_solve(traj, model, data):
     dfdt = (f[2:] - f[:-2]) / (t[2:] - t[:-2])
     np.testing.assert_allclose(dfdt, -(gn[1:-1] ** 2), rtol=1e-3, atol=1e-8)
     cert = gf.diagnostics.energy_dissipation(traj)
-    assert cert["residual_max"] < 1e-6
-    assert cert["speed_ratio_median"] == pytest.approx(1.0, abs=1e-4)
+    assert cert.residual_max < 1e-6
+    assert cert.speed_ratio_median == pytest.approx(1.0, abs=1e-4)
 
 
 def test_permuting_particles_within_a_layer_changes_nothing(model, data, traj):

@@ -1,9 +1,12 @@
-"""Critical points of deep linear networks and the saddle-to-saddle story of a trajectory.
+"""Critical points of deep linear networks and the saddle-to-saddle story of a trajectory
+(docs/deep-linear.md).
 
-Whitened inputs, Σ_yx = U S Vᵀ with distinct s_1 > ... > s_r > 0, bottleneck k* = min_k n_k
-(MODELS.md §1). Every critical point has product W = U_J S_J V_Jᵀ for a subset J of the modes with
-|J| ≤ k*, and value F_J = ½ Σ_{j∉J} s_j² + ½(tr Σ_yy − Σ_j s_j²)
-(`gradflow.analytic.critical_value`).
+Whitened inputs, Σ_yx = U S Vᵀ with distinct s_1 > ... > s_r > 0, bottleneck k* = min_k n_k.
+Every critical point of the half_mse risk has product W = U_J S_J V_Jᵀ for a subset J of the modes
+with |J| ≤ k*, and value F_J = ½ Σ_{j∉J} s_j² + ½(tr Σ_yy − Σ_j s_j²)
+(`gradflow.analytic.critical_value`). The 'mse' risk is (2/d_out) × half_mse: the same critical
+points, values and Hessians × 2/d_out, the same kinds. Other losses are refused (cross-entropy and
+logistic, which attain no minimum, with that reason).
 `critical_points` builds, for each J with |J| ≤ min(k*, r), the balanced representative
 W_k = R_k diag(s_J)^{1/H} R_{k−1}ᵀ (R_0 = V_J, R_H = U_J, intermediate R_k the first |J| coordinate
 vectors; J = ∅ is the origin), checks that it is critical (`gradient_norm`), and classifies it from
@@ -33,20 +36,24 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._errors import ConfigError
+from .._problem import GradientFlowProblem
+from .._result import Record, not_json
 from .._validation import check
 from ..analytic import balanced_factorisation, critical_value, teacher_modes
-from ..losses import HalfMSE
+from ..fits import crossing_time
+from ..losses import as_loss
+from ._losses import require_minimum, squared_loss_factor, trajectory_loss
 from .hessian import hessian_spectrum
 
 __all__ = ["CriticalPoint", "critical_points", "SaddleTimeline", "saddle_timeline"]
 
 
-@dataclasses.dataclass
-class CriticalPoint:
+@dataclasses.dataclass(frozen=True)
+class CriticalPoint(Record):
     """One balanced representative critical point of a deep linear network (see module docs).
 
     `modes` (0-based, increasing), `value` (F at the point, measured), `critical_value` (the
-    formula), `lambda_min`, `lambda_max`, the counts `n_negative`, `n_zero`, `n_positive` of
+    formula, for the loss used), `lambda_min`, `lambda_max`, the counts `n_negative`, `n_zero`, `n_positive` of
     Hessian eigenvalues, `stable_dim`, `unstable_dim`, `centre_dim` of the linearised flow, `kind`,
     `gradient_norm` (|∇F| at the point: ≈ 0 certifies it is critical), `eigenvalues` (the sorted
     spectrum) and `model` (the `DeepLinear` at the point).
@@ -66,27 +73,23 @@ class CriticalPoint:
     kind: str
     gradient_norm: float
     eigenvalues: np.ndarray = dataclasses.field(repr=False)
-    model: object = dataclasses.field(repr=False)
-
-    def as_dict(self) -> dict:
-        """The scalar fields, JSON-ready (no model, no eigenvalues)."""
-        return {
-            f.name: (list(v) if isinstance(v, tuple) else v)
-            for f in dataclasses.fields(self)
-            if f.name not in ("model", "eigenvalues")
-            for v in [getattr(self, f.name)]
-        }
+    model: object = not_json(repr=False)
 
 
 @eqx.filter_jit
-def _value_and_grad_norm(model, stats):
-    params, static = eqx.partition(model, model.trainable())
-    f, g = jax.value_and_grad(lambda p: HalfMSE().risk(eqx.combine(p, static), stats))(params)
+def _value_and_grad_norm(problem, params):
+    f, g = problem.value_and_grad(params)
     return f, jnp.sqrt(sum(jnp.sum(x**2) for x in jax.tree_util.tree_leaves(g)))
 
 
-def critical_points(data, widths, tol: float | None = None, subsets=None) -> list:
+def critical_points(
+    data, widths, tol: float | None = None, subsets=None, *, loss="half_mse"
+) -> list:
     """One `CriticalPoint` per subset J of the modes with |J| ≤ min(k*, r), with its spectrum.
+
+    The point for J is the balanced network W_k = R_k diag(s_J)^{1/H} R_{k−1}ᵀ (R_0 = V_J,
+    R_H = U_J), whose product U_J diag(s_J) V_Jᵀ has learned exactly the modes J; its value is
+    compared with F_J and its Hessian eigenvalues are counted (negative / zero / positive).
 
     **Arguments:**
 
@@ -95,12 +98,18 @@ def critical_points(data, widths, tol: float | None = None, subsets=None) -> lis
     - `tol`: relative zero tolerance for Hessian eigenvalues (default 1e-8, see module docstring).
     - `subsets`: only these sets J of modes (e.g. the saddles a trajectory visited); default: all
       with |J| ≤ min(k*, r).
+    - `loss`: 'half_mse' (default) or 'mse' (values and eigenvalues × 2/d_out).
 
     **Returns:** a list of `CriticalPoint`, ordered by |J| then lexicographically (J = ∅ first).
     The Hessian is dense (exact inertia); networks with more than 4000 parameters are refused.
     """
     from ..models.deep_linear import DeepLinear, _check_widths
 
+    loss = as_loss(loss)
+    require_minimum(loss, "critical_points", "classifies points against the global minimum")
+    factor = 2.0 * squared_loss_factor(
+        loss, data.out_dim, "critical_points builds the critical points of a squared loss"
+    )  # 1 for half_mse
     widths = _check_widths(widths)
     check(
         widths[0] == data.in_dim and widths[-1] == data.out_dim,
@@ -123,8 +132,7 @@ def critical_points(data, widths, tol: float | None = None, subsets=None) -> lis
     r = s.size
     kstar = min(widths)
     top = min(kstar, r)
-    stats = data.moments()
-    global_value = critical_value(data, tuple(range(top)))
+    global_value = factor * critical_value(data, tuple(range(top)))
     if subsets is None:
         subsets = [m for size in range(top + 1) for m in itertools.combinations(range(r), size)]
     else:
@@ -145,14 +153,15 @@ def critical_points(data, widths, tol: float | None = None, subsets=None) -> lis
             u[:, idx], v[:, idx], s[idx], widths, None if whitened else inv_half
         )
         model = DeepLinear.from_weights([jnp.asarray(w) for w in weights])
-        value, gnorm = _value_and_grad_norm(model, stats)
-        eig = hessian_spectrum(model, data)
+        problem, params = GradientFlowProblem.from_model(model, data, loss=loss)
+        value, gnorm = _value_and_grad_norm(problem, params)
+        eig = hessian_spectrum(model, data, loss=loss)
         scale = float(np.max(np.abs(eig))) if eig.size else 0.0
         zero = tol * scale
         n_neg = int(np.sum(eig < -zero))
         n_pos = int(np.sum(eig > zero))
         n_zero = int(eig.size - n_neg - n_pos)
-        crit = critical_value(data, modes)
+        crit = factor * critical_value(data, modes)
         value = float(value)
         if abs(value - global_value) <= 1e-10 * max(1.0, abs(global_value)):
             kind = "global_min"
@@ -186,8 +195,8 @@ def critical_points(data, widths, tol: float | None = None, subsets=None) -> lis
 # the saddle-to-saddle timeline of a trajectory
 
 
-@dataclasses.dataclass
-class SaddleTimeline:
+@dataclasses.dataclass(frozen=True)
+class SaddleTimeline(Record):
     """The saddles a trajectory visited and when it learned each mode (see `saddle_timeline`).
 
     - `ts`: saved times (T,).
@@ -196,7 +205,7 @@ class SaddleTimeline:
     - `learn_times`: (r,), first time u_j crosses s_j/2 (interpolated), NaN if never.
     - `order`: the learned modes in the order they were learned.
     - `visited_modes`: the sets J visited, as sorted tuples: (), {first}, {first, second}, ...
-    - `critical_values`: F_J for each visited J (`analytic.critical_value`).
+    - `critical_values`: F_J for each visited J (`analytic.critical_value`, × 2/d_out for mse).
     - `plateau_losses`, `plateau_times`, `plateau_indices`: the measured loss at each plateau, at
       the saved time where |∇F| is smallest within the plateau's window (see `saddle_timeline`).
     """
@@ -217,45 +226,14 @@ class SaddleTimeline:
         """plateau_losses − critical_values."""
         return self.plateau_losses - self.critical_values
 
-    def as_dict(self) -> dict:
-        """Everything but the (T, r) series, JSON-ready (NaN → None)."""
-        f = lambda x: None if not np.isfinite(x) else float(x)
-        return {
-            "singular_values": [float(x) for x in self.singular_values],
-            "learn_times": [f(x) for x in self.learn_times],
-            "order": [int(j) for j in self.order],
-            "visited_modes": [list(j) for j in self.visited_modes],
-            "critical_values": [float(x) for x in self.critical_values],
-            "plateau_losses": [f(x) for x in self.plateau_losses],
-            "plateau_times": [f(x) for x in self.plateau_times],
-        }
 
-
-def _crossing_time(t, u, target, s):
-    """First time u(t) reaches `target`, interpolated between saves (NaN if never).
-
-    Interpolates the logit log(u/(s − u)) linearly in t when both ends lie in (0, s) (it is exactly
-    linear in t for the balanced depth-2 solution), u itself otherwise.
-    """
-    above = np.nonzero(u >= target)[0]
-    if above.size == 0:
-        return np.nan
-    i = int(above[0])
-    if i == 0:
-        return float(t[0])
-    t0, t1, u0, u1 = t[i - 1], t[i], u[i - 1], u[i]
-    if 0 < u0 < s and 0 < u1 < s:
-        logit = lambda x: np.log(x / (s - x))
-        y0, y1, yt = logit(u0), logit(u1), logit(target)
-        return float(t0 + (t1 - t0) * (yt - y0) / (y1 - y0))
-    return float(t0 + (t1 - t0) * (target - u0) / (u1 - u0))
-
-
-def saddle_timeline(traj, data, fraction: float = 0.5) -> SaddleTimeline:
+def saddle_timeline(traj, data, fraction: float = 0.5, *, loss=None) -> SaddleTimeline:
     """Label a deep linear trajectory with the saddles it visited and its mode learning times.
 
     Mode strengths u_j(t) = U_jᵀ W(t) V_j are computed at every save (vmapped). Mode j is learned
-    at the first time u_j crosses `fraction`·s_j (default s_j/2), interpolated between saves. The
+    at the first time u_j crosses `fraction`·s_j (default s_j/2), interpolated between saves
+    linearly in the logit log(u_j/(s_j − u_j)) (`fits.crossing_time(..., interpolation='logit')`:
+    exact for the balanced depth-2 solution) where 0 < u_j < s_j, linearly in u_j otherwise. The
     modes are then ordered by learning time; the trajectory visited J_0 = ∅, J_1 = {first},
     J_2 = {first, second}, ..., with critical values F_{J_i}.
 
@@ -268,8 +246,22 @@ def saddle_timeline(traj, data, fraction: float = 0.5) -> SaddleTimeline:
     O(u_0^{c}) with c < 1 set by the ratio of neighbouring singular values; it vanishes as ε → 0.
 
     **Arguments:** `traj`: a single (not ensemble) trajectory of a `DeepLinear` or
-    `AdjacencyDeepLinear`; `data`: its `Dataset`; `fraction` ∈ (0, 1).
+    `AdjacencyDeepLinear`; `data`: its `Dataset`; `fraction` ∈ (0, 1); `loss`: the loss it was
+    flowed with, 'half_mse' or 'mse' (default: the one `traj.info` names).
     """
+    from ..models import AbstractLinearModel
+
+    if not isinstance(traj.static, AbstractLinearModel):
+        raise ConfigError(
+            "traj",
+            f"a trajectory of a {type(traj.static).__name__}",
+            "a trajectory of a linear network (DeepLinear, AdjacencyDeepLinear)",
+        )
+    factor = 2.0 * squared_loss_factor(
+        trajectory_loss(traj, loss),
+        data.out_dim,
+        "saddle_timeline compares plateaus with a squared loss's critical values",
+    )
     check(
         traj.ensemble_size is None,
         "traj",
@@ -286,11 +278,16 @@ def saddle_timeline(traj, data, fraction: float = 0.5) -> SaddleTimeline:
 
     ts = np.asarray(traj.ts)
     ms = np.asarray(eqx.filter_jit(jax.vmap(strengths))(traj.params))
-    learn = np.array([_crossing_time(ts, ms[:, j], fraction * s[j], s[j]) for j in range(s.size)])
+    learn = np.array(
+        [
+            crossing_time(ts, ms[:, j], fraction * s[j], interpolation="logit", upper=s[j])
+            for j in range(s.size)
+        ]
+    )
     learned = [j for j in range(s.size) if np.isfinite(learn[j])]
     order = sorted(learned, key=lambda j: learn[j])
     visited = [tuple(sorted(order[:i])) for i in range(len(order) + 1)]
-    crit = np.array([critical_value(data, j) for j in visited])
+    crit = np.array([factor * critical_value(data, j) for j in visited])
     bounds = [ts[0]] + [learn[j] for j in order] + [ts[-1]]
     loss = np.asarray(traj.loss)
     gnorm = np.asarray(traj.grad_norm)

@@ -1,8 +1,8 @@
 """Depth diagnostics of layered models: how smooth the weights are in the layer index, and how far
-the network is from its neural-ODE limit (Marion, Wu, Sander, Biau, ICLR 2024; MODELS.md §2).
+the network is from its neural-ODE limit (Marion, Wu, Sander, Biau, ICLR 2024; docs/resnets.md).
 
-A layered model exposes `layer_weights()`: a dict of arrays stacked along a leading layer axis of
-length L (`ResNet`, `NeuralODE`). With Z_k = (V_k, W_k) and the paper's norm
+A layered model (`AbstractLayeredModel`: `ResNet`, `NeuralODE`, `MeanFieldResNet`) exposes
+`layer_weights()`: a dict of arrays stacked along a leading layer axis of length L. With Z_k = (V_k, W_k) and the paper's norm
 |Z_k| = |V_k|_F + |W_k|_F:
 
 - `depth_smoothness`: max_k |Z_{k+1} − Z_k| and L · max_k |Z_{k+1} − Z_k|. For weights that
@@ -20,7 +20,7 @@ length L (`ResNet`, `NeuralODE`). With Z_k = (V_k, W_k) and the paper's norm
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import dataclasses
 
 import equinox as eqx
 import jax
@@ -29,11 +29,13 @@ import numpy as np
 
 from .._custom_types import Array, Inputs
 from .._errors import ConfigError
+from .._result import Record
 from .._trajectory import Trajectory
 from ..solvers import Ensemble
 
 
-class DepthSmoothness(NamedTuple):
+@dataclasses.dataclass(frozen=True)
+class DepthSmoothness(Record):
     """Result of `depth_smoothness`.
 
     - `max_diff`: max_k |Z_{k+1} − Z_k| (max over saved times too, for a trajectory).
@@ -72,23 +74,41 @@ def _diffs_over_time(params, static):
     return jax.vmap(one)(params)
 
 
-def _layer_weights(model) -> dict[str, Array]:
+def _check_layered(model, field: str) -> None:
+    from ..models import AbstractLayeredModel
+
+    if not isinstance(model, AbstractLayeredModel):
+        raise ConfigError(
+            field,
+            type(model).__name__,
+            "a layered model (AbstractLayeredModel: ResNet, NeuralODE, MeanFieldResNet), a "
+            "trajectory of one, or a dict of layer-stacked arrays",
+        )
+
+
+def _check_resnet(model) -> None:
+    from ..models import ResNet
+
+    if not isinstance(model, ResNet):
+        raise ConfigError("model", type(model).__name__, "a ResNet (the model with an ODE limit)")
+
+
+def _layer_weights(model, field: str = "model") -> dict[str, Array]:
     if isinstance(model, dict):
         return model
-    if not hasattr(model, "layer_weights"):
-        raise ConfigError(
-            "model",
-            type(model).__name__,
-            "a layered model with layer_weights() (ResNet, NeuralODE)",
-        )
+    _check_layered(model, field)
     return model.layer_weights()
 
 
 def depth_smoothness(model_or_trajectory) -> DepthSmoothness:
     """Smoothness in depth of a layered model's weights, or along a trajectory of them.
 
-    **Arguments:** a layered model (`ResNet`, `NeuralODE`) or a single (non-ensemble) `Trajectory`
-    of one.
+    With d_k = Σ_leaves |θ_{k+1} − θ_k|_F (= |V_{k+1} − V_k|_F + |W_{k+1} − W_k|_F for a
+    ResNet, the paper's |Z_{k+1} − Z_k|), k = 1..L−1: `max_diff` = max_k d_k, `scaled` =
+    L · max_k d_k and `aggregate` = (Σ_k d_k²)^{1/2}.
+
+    **Arguments:** a layered model (`ResNet`, `NeuralODE`, `MeanFieldResNet`) or a single
+    (non-ensemble) `Trajectory` of one.
 
     **Returns:** a `DepthSmoothness` (see there). For a trajectory, every number is the maximum
     over the saved times as well, max_{k, t} |Z_{k+1}(t) − Z_k(t)| (Thm. 4's quantity).
@@ -97,6 +117,7 @@ def depth_smoothness(model_or_trajectory) -> DepthSmoothness:
         traj = model_or_trajectory
         if traj.ensemble_size is not None:
             raise ConfigError("trajectory", "an ensemble", "a single trajectory (use .member(e))")
+        _check_layered(traj.static, "trajectory")
         total, per_leaf = _diffs_over_time(traj.params, traj.static)
         total = np.asarray(total)  # (T, L-1)
         depth = total.shape[1] + 1
@@ -162,8 +183,7 @@ def ode_gap(
 
     **Returns:** the maximum over the inputs of the Euclidean norm of the output difference.
     """
-    if not hasattr(model, "ode_limit"):
-        raise ConfigError("model", type(model).__name__, "a model with ode_limit() (ResNet)")
+    _check_resnet(model)
     return float(_gap(model, jnp.asarray(x, dtype=float), interpolation, float(rtol), float(atol)))
 
 
@@ -174,6 +194,7 @@ def ode_gaps(
     `Ensemble`'s `.models`, or `Trajectory.at(i)` of an ensemble), in one vmapped solve."""
     if isinstance(models, Ensemble):
         models = models.models
+    _check_resnet(models)
     return np.asarray(
         _gaps(models, jnp.asarray(x, dtype=float), interpolation, float(rtol), float(atol))
     )
@@ -188,7 +209,7 @@ def depth_distance(a, b) -> float:
     exactly over the union of both grids. With b a much deeper reference (e.g. trained from the
     same continuous initialisation) this measures the distance to the depth limit, O(1/L).
     """
-    wa, wb = _layer_weights(a), _layer_weights(b)
+    wa, wb = _layer_weights(a, "a"), _layer_weights(b, "b")
     if set(wa) != set(wb):
         raise ConfigError("models", (sorted(wa), sorted(wb)), "models with the same layer weights")
     la = next(iter(wa.values())).shape[0]

@@ -1,6 +1,7 @@
 """The Hessian of the objective: its full spectrum (dense) or its extremes (Lanczos).
 
-F(θ) = risk + l2 · Σ m|θ|² (`gradflow.GradientFlowProblem`), differentiated with respect to the trainable
+F(θ) = risk_ℓ + l2 · Σ m|θ|² (`gradflow.GradientFlowProblem`, docs/objective.md; the loss ℓ is
+`loss=`, 'half_mse' by default), differentiated with respect to the trainable
 parameters flattened into one vector θ ∈ R^P (`jax.flatten_util.ravel_pytree` order). The Euclidean
 Hessian is returned (what decides whether a critical point is a strict saddle: λ_min < 0).
 

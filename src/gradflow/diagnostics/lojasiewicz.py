@@ -1,5 +1,5 @@
 """The Łojasiewicz exponent of a trajectory, the convergence rate it predicts, and the
-energy-dissipation certificate of a gradient-flow solve (MODELS.md §4).
+energy-dissipation certificate of a gradient-flow solve (docs/lojasiewicz.md).
 
 **Łojasiewicz–Simon inequality.** Near a critical point with value F_∞,
 |∇F(θ)| ≥ c |F(θ) − F_∞|^{1−ϑ} with ϑ ∈ (0, ½] (for an analytic F). Along the flow the norm is the
@@ -7,7 +7,9 @@ flow's own metric norm |∇F|_G (`Trajectory.grad_norm`), and dF/dt = −|∇F|_
 
     log |∇F|_G = log c + (1 − ϑ) log (F − F_∞)
 
-by least squares on the tail of the trajectory. Where the inequality is tight along the flow,
+by least squares on the tail of the trajectory (`fits.linear_fit` in the logs). The fit needs a
+minimum F_∞ attained at a critical point: a loss without one (cross-entropy, logistic on
+separable data) is refused. Where the inequality is tight along the flow,
 e = F − F_∞ obeys e' = −c² e^{2−2ϑ}, so
 
 - ϑ = ½:  e(t) = e(t_0) exp(−c² (t − t_0))  (exponential; c² is the asymptotic PL ratio
@@ -50,12 +52,14 @@ import numpy as np
 from scipy.interpolate import CubicSpline
 
 from .._errors import ConfigError
+from .._result import Record
 from .._validation import check
-from .convergence import loglog_slope
+from ..fits import exponential_rate, linear_fit, loglog_slope
+from ._losses import require_minimum, trajectory_loss
 
 
-@dataclasses.dataclass
-class LojasiewiczFit:
+@dataclasses.dataclass(frozen=True)
+class LojasiewiczFit(Record):
     """The result of `lojasiewicz_fit` (all numbers named; `as_dict()` for summaries).
 
     - `theta`: the fitted exponent ϑ; `c`: the constant; `one_minus_theta`: the log-log slope.
@@ -91,9 +95,6 @@ class LojasiewiczFit:
     pl_ratio_final: float
     f_inf_solve: dict = dataclasses.field(default_factory=dict)
 
-    def as_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
     def predicted_gap(self, t, t0: float, e0: float) -> np.ndarray:
         """e(t) solving e' = −c² e^{2−2ϑ}, e(t0) = e0 (exponential when ϑ = ½)."""
         return _predicted_gap(np.asarray(t, dtype=float), t0, e0, self.theta, self.c)
@@ -106,36 +107,17 @@ def _predicted_gap(t, t0, e0, theta, c):
     return (e0 ** (-a) + a * c**2 * (t - t0)) ** (-1.0 / a)
 
 
-def _linfit(x, y):
-    """Least squares y = a + b x: (b, a, r2)."""
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    b, a = np.polyfit(x, y, 1)
-    resid = y - (a + b * x)
-    ss = np.sum((y - y.mean()) ** 2)
-    r2 = 1.0 - np.sum(resid**2) / ss if ss > 0 else 1.0
-    return float(b), float(a), float(r2)
-
-
-def _loglog_slope(xs, ys) -> float:
-    """Slope of log y against log x (`gf.diagnostics.loglog_slope`)."""
-    return float(loglog_slope(xs, ys).slope)
-
-
-def _trajectory_loss(traj, loss):
-    """The loss a trajectory was flowed with: `loss` if given, else the one its `info` names."""
-    from ..losses import LOSSES, as_loss
-
-    if loss is not None:
-        return as_loss(loss)
-    name = traj.info.get("loss", "half_mse")
-    if name not in LOSSES:
+def _rebuilt_loss(traj, loss):
+    """The loss to continue a trajectory's flow with (a custom loss must be passed as `loss=`)."""
+    rebuilt = trajectory_loss(traj, loss)
+    if rebuilt is None:
         raise ConfigError(
             "loss",
-            name,
+            traj.info.get("loss"),
             "the loss object itself (loss=...): a custom loss cannot be rebuilt "
             "from a trajectory's name for it",
         )
-    return as_loss(name)
+    return rebuilt
 
 
 def _longer_solve(traj, data, extend, rtol, atol, solver, max_steps, loss):
@@ -201,8 +183,8 @@ def lojasiewicz_fit(
     - `traj`: a single `Trajectory` of a gradient flow (`gf.flow`).
     - `f_inf`: F_∞ (a number or a callable `traj -> number`); if None, from a longer solve when
       `data` is given, else self-consistently (see the module).
-    - `loss`: the loss the trajectory was flowed with, needed for a custom loss (by default the
-      one `traj.info` names).
+    - `loss`: the loss the trajectory was flowed with, needed for a custom loss's longer solve
+      (by default the one `traj.info` names); a loss that attains no minimum is refused.
     - `data`, `extend`, `rtol`, `atol`, `solver`, `max_steps`: the longer solve to `extend` × t1
       (tolerances default to 100× tighter than the trajectory's; the solver to the
       trajectory's own, with a PID controller; 'kvaerno5' for stiff tails).
@@ -215,6 +197,11 @@ def lojasiewicz_fit(
     """
     if traj.ensemble_size is not None:
         raise ConfigError("traj", "an ensemble trajectory", "a single trajectory (use .member(e))")
+    require_minimum(
+        trajectory_loss(traj, loss),
+        "lojasiewicz_fit",
+        "fits |∇F| against F − F_∞ near a critical point with value F_∞",
+    )
     flow_loss = loss  # `loss` below is the series F(t)
     check(len(traj) >= 4, "traj", f"{len(traj)} saved points", "at least 4 saved points")
     ts = np.asarray(traj.ts, dtype=float)
@@ -245,12 +232,12 @@ def lojasiewicz_fit(
             sel &= np.arange(len(e)) > above[-1]
         if sel.sum() < 3:
             raise ConfigError("window", (lo, hi), "a range of F − F_∞ containing ≥ 3 saved points")
-        slope, intercept, r2 = _linfit(np.log(e[sel]), np.log(gnorm[sel]))
-        return e, sel, slope, intercept, r2, (lo, hi)
+        line = linear_fit(np.log(e[sel]), np.log(gnorm[sel]))
+        return e, sel, line.slope, line.intercept, line.r2, (lo, hi)
 
     if f_inf is None and data is not None:
         f_inf_value, solve_info, _ = _longer_solve(
-            traj, data, extend, rtol, atol, solver, max_steps, _trajectory_loss(traj, flow_loss)
+            traj, data, extend, rtol, atol, solver, max_steps, _rebuilt_loss(traj, flow_loss)
         )
         source = "longer_solve"
     elif f_inf is None:
@@ -280,12 +267,12 @@ def lojasiewicz_fit(
         kind = "exponential"
         # with ϑ = ½ the constant is the PL ratio: c² = |∇F|²/e, its asymptotic value
         predicted = float(np.median(pl[-max(3, len(pl) // 4) :]))
-        measured = -_linfit(t_sel, np.log(e_sel))[0]
+        measured = exponential_rate(t_sel, e_sel, floor=0.0)
         curve = e_sel[0] * np.exp(-predicted * (t_sel - t_sel[0]))
     else:
         kind = "power"
         predicted = -1.0 / (1.0 - 2.0 * theta) if theta < 0.5 else float("nan")
-        measured = _loglog_slope(t_sel, e_sel)
+        measured = loglog_slope(t_sel, e_sel).slope
         curve = _predicted_gap(t_sel, t_sel[0], e_sel[0], theta, c)
     rel = (
         abs(measured - predicted) / abs(predicted)
@@ -341,19 +328,35 @@ def _integral_log_time(ts, values):
     return out
 
 
-def energy_dissipation(traj) -> dict:
-    """The energy-dissipation equality F(τ) + ½∫|μ'|² + ½∫|∂F|² = F(0), as a certificate.
+@dataclasses.dataclass(frozen=True)
+class EnergyDissipation(Record):
+    """Result of `energy_dissipation` (relative numbers are relative to the loss drop).
 
-    **Returns** a dict:
-
-    - `dissipated`: ∫_0^T |∇F|_G² dt (quadrature of the saved `grad_norm`);
-    - `loss_drop`: F(0) − F(T);
-    - `residual_max`: max_τ |F(τ) + ∫_0^τ |∇F|_G² dt − F(0)| / (F(0) − F(T)), the relative defect
-      of the equality along the whole run (quadrature error and solver error together);
+    - `dissipated`: ∫_0^T |∇F|_G² dt (quadrature of the saved `grad_norm`).
+    - `loss_drop`: F(0) − F(T).
+    - `residual_max`, `residual_final`: max over τ, and at τ = T, of
+      |F(τ) + ∫_0^τ |∇F|_G² dt − F(0)| / (F(0) − F(T)): the relative defect of the equality
+      (quadrature error and solver error together).
     - `speed_ratio_median`: median over saved segments of |θ(t_{i+1}) − θ(t_i)|_G /
-      ∫_{t_i}^{t_{i+1}} |∇F|_G dt (≤ 1, → 1 for dense saves: the metric speed equals |∇F|_G);
+      ∫_{t_i}^{t_{i+1}} |∇F|_G dt (≤ 1, → 1 for dense saves: the metric speed equals |∇F|_G).
     - `half_metric_residual`: the equality's defect with ½∫|μ'|² estimated from the saved states
       (Σ |Δθ|_G²/Δt, a lower bound) and ½∫|∂F|² from `grad_norm`, relative to the loss drop.
+    """
+
+    dissipated: float
+    loss_drop: float
+    residual_max: float
+    residual_final: float
+    speed_ratio_median: float
+    half_metric_residual: float
+
+
+def energy_dissipation(traj) -> EnergyDissipation:
+    """The energy-dissipation equality F(τ) + ½∫_0^τ |μ'|² dt + ½∫_0^τ |∂F|² dt = F(0), as a
+    certificate of a single trajectory's solve: along the flow |μ'| = |∂F| = |∇F|_G, so the
+    equality reads F(τ) + ∫_0^τ |∇F|_G² dt = F(0) (module docstring).
+
+    **Returns:** an `EnergyDissipation`.
     """
     if traj.ensemble_size is not None:
         raise ConfigError("traj", "an ensemble trajectory", "a single trajectory (use .member(e))")
@@ -371,11 +374,11 @@ def energy_dissipation(traj) -> dict:
     ratio = ratio[np.isfinite(ratio) & (speed_int > 1e-14 * max(speed_int.max(), 1e-300))]
     metric_sq = float(np.sum(seg**2 / np.diff(ts)))
     half = loss[-1] + 0.5 * metric_sq + 0.5 * diss[-1] - loss[0]
-    return {
-        "dissipated": float(diss[-1]),
-        "loss_drop": drop,
-        "residual_max": float(residual.max()),
-        "residual_final": float(residual[-1]),
-        "speed_ratio_median": float(np.median(ratio)) if ratio.size else float("nan"),
-        "half_metric_residual": float(abs(half) / scale),
-    }
+    return EnergyDissipation(
+        dissipated=float(diss[-1]),
+        loss_drop=drop,
+        residual_max=float(residual.max()),
+        residual_final=float(residual[-1]),
+        speed_ratio_median=float(np.median(ratio)) if ratio.size else float("nan"),
+        half_metric_residual=float(abs(half) / scale),
+    )

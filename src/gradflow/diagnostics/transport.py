@@ -1,5 +1,4 @@
-"""Optimal transport between particle measures: W_2, the conditional distance W_C, distances
-travelled along a flow, and path length in the flow's own metric.
+"""Optimal transport between particle measures: W_2 and the conditional distance W_C.
 
 **W_2.** For μ = Σ_i a_i δ_{x_i} and ν = Σ_j b_j δ_{y_j} (weights summing to 1),
 W_2(μ, ν)² = min_{π ∈ Π(a, b)} Σ_ij π_ij |x_i − y_j|². Two methods:
@@ -16,13 +15,16 @@ W_2(μ, ν)² = min_{π ∈ Π(a, b)} Σ_ij π_ij |x_i − y_j|². Two methods:
   √max(S_ε, 0), so |Ŵ − W_2| ≤ (ε log max(n, m))^{1/2}. The default ε is 10⁻³ × the mean squared
   distance between the two clouds (stated in the result with `details=True`).
 
-`method="auto"` is exact when it is cheap (uniform weights with lcm(n, m) ≤ 1024, otherwise
+`wasserstein` returns the distance; `wasserstein_details` a `TransportResult` saying how it was
+computed (method, ε, bias bound). `method="auto"` is exact when it is cheap (uniform weights with lcm(n, m) ≤ 1024, otherwise
 n·m ≤ 10⁴) and Sinkhorn beyond.
 
-**W_C.** For measures on [0, 1] × Θ with uniform s-marginal and conditionals μ_s, ν_s (MODELS.md
-§3), W_C(μ, ν)² = ∫_0^1 W_2(μ_s, ν_s)² ds. A layered particle model holds μ_s constant on each
+**W_C.** For measures on [0, 1] × Θ with uniform s-marginal and conditionals μ_s, ν_s
+(docs/mean-field.md), W_C(μ, ν)² = ∫_0^1 W_2(μ_s, ν_s)² ds. A layered particle model holds μ_s constant on each
 layer interval ((k−1)/L, k/L], so the integral is a finite sum over the common refinement of the
-two layer partitions (the mean over layers when both have the same L).
+two layer partitions (the mean over layers when both have the same L). `conditional_wasserstein`
+returns W_C; `conditional_wasserstein_details` a `ConditionalTransport` with the per-interval
+squared distances and the bias bound.
 
 ??? cite
     Peyré & Cuturi, "Computational Optimal Transport" (2019); Feydy, Séjourné, Vialard, Amari,
@@ -32,10 +34,10 @@ two layer partitions (the mean over layers when both have the same L).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from fractions import Fraction
 from functools import partial
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -44,6 +46,7 @@ from scipy.optimize import linear_sum_assignment, linprog
 from scipy.spatial.distance import cdist
 
 from .._errors import ConfigError
+from .._result import Record
 from .._validation import check, check_choice
 
 EXACT_UNIFORM_MAX = 1024  # replicated size lcm(n, m) up to which 'auto' uses the assignment
@@ -51,8 +54,9 @@ EXACT_LP_MAX = 10_000  # n·m up to which 'auto' uses the exact LP for non-unifo
 DEFAULT_RELATIVE_EPSILON = 1e-3
 
 
-class TransportResult(NamedTuple):
-    """W_2 with how it was computed.
+@dataclasses.dataclass(frozen=True)
+class TransportResult(Record):
+    """W_2 with how it was computed (the result of `wasserstein_details`).
 
     - `distance`: the estimate of W_2. `squared`: its square (S_ε itself for Sinkhorn).
     - `method`: 'assignment', 'lp' or 'sinkhorn'.
@@ -164,7 +168,7 @@ def _choose(method: str, n: int, m: int, uniform: bool) -> str:
     return "sinkhorn"
 
 
-def wasserstein(
+def wasserstein_details(
     a,
     b,
     weights_a=None,
@@ -172,11 +176,11 @@ def wasserstein(
     method: str = "auto",
     epsilon: float | None = None,
     *,
-    details: bool = False,
     threshold: float = 1e-7,
     max_iterations: int = 20_000,
-):
-    """W_2 between the particle measures Σ_i (weights_a)_i δ_{a_i} and Σ_j (weights_b)_j δ_{b_j}.
+) -> TransportResult:
+    """W_2 between the particle measures Σ_i (weights_a)_i δ_{a_i} and Σ_j (weights_b)_j δ_{b_j},
+    W_2² = min over couplings π of Σ_ij π_ij |a_i − b_j|², with how it was computed.
 
     **Arguments:**
 
@@ -186,11 +190,9 @@ def wasserstein(
       otherwise), 'sinkhorn' (ott-jax, debiased), or 'auto' (exact when cheap; see the module).
     - `epsilon`: the entropic ε for Sinkhorn (absolute, in units of squared distance); default
       10⁻³ × the mean squared distance between the clouds.
-    - `details`: return a `TransportResult` (method, ε, bias bound) instead of a float.
     - `threshold`, `max_iterations`: Sinkhorn's stopping rule (marginal error) and budget.
 
-    **Returns:** W_2 (a float), or a `TransportResult`. For Sinkhorn,
-    |W_2² − S_ε| ≤ ε log max(n, m).
+    **Returns:** a `TransportResult`. For Sinkhorn, |W_2² − S_ε| ≤ ε log max(n, m).
     """
     check_choice("method", method, ("auto", "exact", "sinkhorn"))
     x, y = _cloud(a, "a"), _cloud(b, "b")
@@ -215,29 +217,60 @@ def wasserstein(
             )
         )
         bound = eps * math.log(max(len(x), len(y), 2))
-    dist = math.sqrt(max(sq, 0.0))
-    if details:
-        return TransportResult(dist, sq, how, eps, bound)
-    return dist
+    return TransportResult(math.sqrt(max(sq, 0.0)), sq, how, eps, bound)
+
+
+def wasserstein(
+    a,
+    b,
+    weights_a=None,
+    weights_b=None,
+    method: str = "auto",
+    epsilon: float | None = None,
+    *,
+    threshold: float = 1e-7,
+    max_iterations: int = 20_000,
+) -> float:
+    """W_2 between two particle measures: `wasserstein_details(...).distance` (same arguments)."""
+    return wasserstein_details(
+        a,
+        b,
+        weights_a,
+        weights_b,
+        method,
+        epsilon,
+        threshold=threshold,
+        max_iterations=max_iterations,
+    ).distance
 
 
 # ---------------------------------------------------------------------------------------------
 # conditional (layer-by-layer) distance
 
 
-def layered_positions(obj) -> np.ndarray:
-    """Particle positions as (L, M, p): a model's `particle_positions()`, or an array.
+def layered_positions(obj, field: str = "model") -> np.ndarray:
+    """Particle positions as (L, M, p): a particle model's `particle_positions()`, or an array.
 
     A non-layered model (e.g. `TwoLayerMeanField`) is one layer (L = 1); an (M, p) array too.
     """
-    if hasattr(obj, "particle_positions"):
-        pos = obj.particle_positions()
-    else:
-        pos = obj
-    pos = np.asarray(pos, dtype=float)
+    from ..models import AbstractModel, AbstractParticleModel
+
+    if isinstance(obj, AbstractParticleModel):
+        obj = obj.particle_positions()
+    elif isinstance(obj, AbstractModel):
+        raise ConfigError(
+            field,
+            type(obj).__name__,
+            "a particle model (AbstractParticleModel: MeanFieldResNet, TwoLayerMeanField) or an "
+            "array of positions (L, M, p)",
+        )
+    try:
+        pos = np.asarray(obj, dtype=float)
+    except (TypeError, ValueError):
+        raise ConfigError(field, type(obj).__name__, "a particle model or an array") from None
     if pos.ndim == 2:
         pos = pos[None]
-    check(pos.ndim == 3, "model", pos.shape, "a particle model or an array (L, M, p)")
+    check(pos.ndim == 3, field, pos.shape, "a particle model or an array (L, M, p)")
     return pos
 
 
@@ -254,33 +287,53 @@ def _intervals(la: int, lb: int):
     return out
 
 
-def conditional_wasserstein(
+@dataclasses.dataclass(frozen=True)
+class ConditionalTransport(Record):
+    """W_C with how it was computed (the result of `conditional_wasserstein_details`).
+
+    - `distance`: W_C = (Σ_i lengths_i · squared_i)^{1/2}.
+    - `squared`: W_2(μ_s, ν_s)² on each interval of the common refinement of the two layer
+      partitions (one per layer when both have the same L).
+    - `lengths`: the intervals' lengths (summing to 1).
+    - `method`: 'assignment', 'lp' or 'sinkhorn'; `epsilon`: the largest entropic ε used (None
+      for exact methods).
+    - `bias_bound`: a bound on |Σ_i lengths_i squared_i − W_C²| (0 for exact methods).
+    """
+
+    distance: float
+    squared: np.ndarray
+    lengths: np.ndarray
+    method: str
+    epsilon: float | None
+    bias_bound: float
+
+
+def conditional_wasserstein_details(
     model_a,
     model_b,
     method: str = "auto",
     epsilon: float | None = None,
     *,
-    per_layer: bool = False,
     threshold: float = 1e-7,
     max_iterations: int = 20_000,
-):
-    """W_C(μ, ν) = (∫_0^1 W_2(μ_s, ν_s)² ds)^{1/2} between two layered particle measures.
+) -> ConditionalTransport:
+    """W_C(μ, ν) = (∫_0^1 W_2(μ_s, ν_s)² ds)^{1/2} between two layered particle measures, with the
+    per-interval squared distances and how they were computed.
 
     **Arguments:**
 
     - `model_a`, `model_b`: `MeanFieldResNet`s (or `TwoLayerMeanField`s, or arrays (L, M, p) of
       particle positions). The layer counts may differ: μ_s is constant on each layer interval and
       the integral runs over the common refinement.
-    - `method`, `epsilon`, `threshold`, `max_iterations`: as for `wasserstein`, applied per
-      layer pair. With Sinkhorn and equal shapes the layers are computed in one vmapped solve,
+    - `method`, `epsilon`, `threshold`, `max_iterations`: as for `wasserstein_details`, applied
+      per layer pair. With Sinkhorn and equal shapes the layers are computed in one vmapped solve,
       and ε defaults to 10⁻³ × the mean over layers of the mean squared distance.
-    - `per_layer`: also return the array of W_2(μ_s, ν_s)² per interval of the refinement.
 
-    **Returns:** W_C (float), or (W_C, per-interval squared distances, interval lengths) with
-    `per_layer=True`. Sinkhorn's bias on W_C² is at most ε log max(M_a, M_b).
+    **Returns:** a `ConditionalTransport`. Sinkhorn's bias on W_C² is at most
+    ε log max(M_a, M_b).
     """
     check_choice("method", method, ("auto", "exact", "sinkhorn"))
-    pa, pb = layered_positions(model_a), layered_positions(model_b)
+    pa, pb = layered_positions(model_a, "model_a"), layered_positions(model_b, "model_b")
     check(
         pa.shape[-1] == pb.shape[-1], "model_b", pb.shape, f"particles of dimension {pa.shape[-1]}"
     )
@@ -301,60 +354,45 @@ def conditional_wasserstein(
         )
         sq = np.asarray(sq)
         lengths = np.full(la, 1.0 / la)
+        bound = eps * math.log(max(ma, mb, 2))
     else:
         parts = _intervals(la, lb)
-        cache: dict[tuple[int, int], float] = {}
+        cache: dict[tuple[int, int], TransportResult] = {}
         for _, ka, kb in parts:
             if (ka, kb) not in cache:
-                cache[(ka, kb)] = wasserstein(
+                cache[(ka, kb)] = wasserstein_details(
                     pa[ka],
                     pb[kb],
                     method=method,
                     epsilon=epsilon,
-                    details=True,
                     threshold=threshold,
                     max_iterations=max_iterations,
-                ).squared
-        sq = np.array([cache[(ka, kb)] for _, ka, kb in parts])
+                )
+        results = [cache[(ka, kb)] for _, ka, kb in parts]
+        sq = np.array([r.squared for r in results])
         lengths = np.array([length for length, _, _ in parts])
+        bound = float(lengths @ np.array([r.bias_bound for r in results]))
+        eps = max((r.epsilon for r in results if r.epsilon is not None), default=None)
     wc = math.sqrt(max(float(lengths @ sq), 0.0))
-    if per_layer:
-        return wc, sq, lengths
-    return wc
+    return ConditionalTransport(wc, sq, lengths, how, eps, bound)
 
 
-def distance_travelled(traj, indices=None, method: str = "auto", epsilon=None) -> np.ndarray:
-    """W_C(μ_0, μ_{t_i}) (W_2 for a non-layered model) at saved indices `indices` (default all).
-
-    Always ≤ the path length up to t_i (a geodesic is shortest); their ratio near 1 means the
-    particles moved along nearly straight, non-crossing paths.
-    """
-    if traj.ensemble_size is not None:
-        raise ConfigError("traj", "an ensemble trajectory", "a single trajectory (use .member(e))")
-    idx = range(len(traj)) if indices is None else [int(i) for i in indices]
-    start = traj.at(0)
-    return np.array(
-        [conditional_wasserstein(start, traj.at(i), method=method, epsilon=epsilon) for i in idx]
-    )
-
-
-def cumulative_path_length(traj, how: str = "speed") -> np.ndarray:
-    """The length ∫_0^{t_i} |θ'|_G dt of the path in the flow's own metric, at every saved time.
-
-    |v|_G² = Σ_j m_j |v_j|² = ∫ |v|² dμ (the W_C speed of the curve μ_t for the conditional
-    flow). Two estimates:
-
-    - 'speed': along a gradient flow |θ'|_G = |∇F|_G, so the length is ∫ |∇F|_G dt, integrated
-      by the trapezoid rule on the saved `grad_norm` (accurate where saves are dense relative to
-      the change of |∇F|_G, e.g. log-spaced saves on an exponential or power-law tail).
-    - 'polygon': Σ |θ(t_{i+1}) − θ(t_i)|_G through the saved points (`Trajectory.path_length`
-      summed cumulatively; a lower bound).
-    """
-    check_choice("how", how, ("speed", "polygon"))
-    if how == "polygon":
-        seg = np.asarray(traj.segment_lengths())
-        return np.concatenate([np.zeros(seg.shape[:-1] + (1,)), np.cumsum(seg, axis=-1)], axis=-1)
-    ts = np.asarray(traj.ts)
-    g = np.asarray(traj.grad_norm)
-    inc = 0.5 * (g[..., 1:] + g[..., :-1]) * np.diff(ts)
-    return np.concatenate([np.zeros(inc.shape[:-1] + (1,)), np.cumsum(inc, axis=-1)], axis=-1)
+def conditional_wasserstein(
+    model_a,
+    model_b,
+    method: str = "auto",
+    epsilon: float | None = None,
+    *,
+    threshold: float = 1e-7,
+    max_iterations: int = 20_000,
+) -> float:
+    """W_C(μ, ν) = (∫_0^1 W_2(μ_s, ν_s)² ds)^{1/2}: `conditional_wasserstein_details(...).distance`
+    (same arguments)."""
+    return conditional_wasserstein_details(
+        model_a,
+        model_b,
+        method,
+        epsilon,
+        threshold=threshold,
+        max_iterations=max_iterations,
+    ).distance

@@ -505,10 +505,10 @@ def run(config: DeepLinearConfig, progress: Progress) -> Result:
         "final_loss": final_loss,
         "final_gap_to_global_min": final_loss - global_value,
         "final_grad_norm": float(traj.grad_norm[-1]),
-        "conservation_drift_abs": drift["max_abs"],
-        "conservation_drift_relative": drift["relative"],
-        "conservation_drift_per_layer": drift["per_layer"],
-        "certified": bool(drift["relative"] <= 100 * c.rtol),
+        "conservation_drift_abs": drift.max_abs,
+        "conservation_drift_relative": drift.relative,
+        "conservation_drift_per_layer": drift.per_layer,
+        "certified": bool(drift.relative <= 100 * c.rtol),
         "loss_normalisation": "F = (1/2n) sum_i |W x_i - y_i|^2",
     }
 
@@ -527,8 +527,8 @@ def run(config: DeepLinearConfig, progress: Progress) -> Result:
     metrics = traj.metrics_frame()
     for j in range(s.size):
         metrics[f"mode_strength_{j}"] = timeline.mode_strengths[:, j]
-    for k in range(drift["series"].shape[-1]):
-        metrics[f"conservation_drift_C{k + 1}"] = drift["series"][:, k]
+    for k in range(drift.series.shape[-1]):
+        metrics[f"conservation_drift_C{k + 1}"] = drift.series[:, k]
 
     figures = _figures(
         tsn,
@@ -745,7 +745,7 @@ def _figures(
 
     # ---- conservation drift, against the certification threshold
     fig, ax = plt.subplots(figsize=(9, 4.6))
-    series = drift["series"]
+    series = drift.series
     for k in range(series.shape[-1]):
         ax.loglog(
             t_plot,
@@ -753,7 +753,7 @@ def _figures(
             lw=1.5,
             label=f"|C_{k + 1}(t) − C_{k + 1}(0)|_F",
         )
-    threshold = 100 * rtol * drift["scale"]
+    threshold = 100 * rtol * drift.scale
     ax.axhline(
         threshold,
         color="tab:red",
@@ -766,7 +766,7 @@ def _figures(
     ax.set_ylabel("drift (Frobenius norm)")
     ax.set_title(
         f"Conservation laws C_k = W_(k+1)ᵀW_(k+1) − W_kW_kᵀ: relative drift "
-        f"{drift['relative']:.1e} (rtol {rtol:g})"
+        f"{drift.relative:.1e} (rtol {rtol:g})"
     )
     ax.legend(fontsize=8, loc="upper left")
     ax.grid(True, which="major", alpha=0.25)

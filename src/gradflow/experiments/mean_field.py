@@ -27,7 +27,8 @@ from .._errors import ConfigError, DivergenceError, SolverError
 from .._validation import check
 from ..data import Dataset
 from ..diagnostics.lojasiewicz import energy_dissipation, lojasiewicz_fit
-from ..diagnostics.transport import conditional_wasserstein, cumulative_path_length
+from ..diagnostics.paths import cumulative_path_length
+from ..diagnostics.transport import conditional_wasserstein
 from ..models.mean_field import MeanFieldResNet
 from ..solvers import flow
 from ._base import ExperimentConfig, Progress, Result, register
@@ -568,7 +569,7 @@ def run_lojasiewicz(config: LojasiewiczConfig, progress: Progress) -> Result:
         "path_length_last_decade_fraction": last_decade,
         "path_length_last_decade_fraction_polygon": last_decade_poly,
         "path_length_converged": bool(last_decade < 0.01),
-        "energy_dissipation": ed,
+        "energy_dissipation": ed.as_dict(),
         "second_moment_final": second_moment,
         "second_moment_bound_F0_over_l2": float(loss[0] / cfg.l2),
         "max_particle_norm_sq": float(np.max(np.sum(theta**2, axis=-1))),
@@ -846,9 +847,9 @@ def run_mean_field_limit(config: MeanFieldLimitConfig, progress: Progress) -> Re
 
 
 def _slope(xs, ys) -> float:
-    from ..diagnostics.lojasiewicz import _loglog_slope
+    from ..fits import loglog_slope
 
-    return _loglog_slope(xs, ys)
+    return loglog_slope(xs, ys).slope
 
 
 def _mfl_figures(cfg, pairs, frame, dims):

@@ -1,25 +1,8 @@
-"""Closed-form solutions of deep linear gradient flows, used as ground truth for the integrator.
+"""Deep linear networks and their data: the data's modes, critical values, balanced networks, and
+the effective balanced initial strength of a random small initialisation (docs/deep-linear.md).
 
-Whitened inputs (Σ_xx = I), Σ_yx = U S Vᵀ. A *balanced, aligned* initial network
-W_k = R_k diag(u_0)^{1/H} R_{k−1}ᵀ (R_0 = V, R_H = U, intermediate R_k with orthonormal columns)
-stays balanced and aligned along the gradient flow, and each mode strength u_j = U_jᵀ W V_j obeys
-the scalar ODE (Saxe, McClelland & Ganguli 2014; Arora, Cohen & Hazan 2018)
-
-    u' = H u^{2−2/H} (s − u),   u(0) = u_0.                                         (1)
-
-**Exact solution.** With w = u^{1/H} (the per-layer strength), (1) becomes
-w' = w^{H−1}(s − w^H), and the partial fractions
-1/(w^{H−1}(s − w^H)) = (1/s)[w^{1−H} + w/(s − w^H)] and, with r_k = s^{1/H} e^{2πik/H} the roots of
-s − w^H, w/(s − w^H) = −(1/(Hs)) Σ_k r_k²/(w − r_k), give t in closed form:
-
-    s·t = Φ(w) − Φ(w_0),   Φ(w) = −w^{2−H}/(H − 2)  (log w for H = 2)
-                                   − (1/(Hs)) Re Σ_{k=0}^{H−1} r_k² log(w − r_k).    (2)
-
-`learning_time` evaluates (2) directly. `balanced_mode_strength` inverts it by bisection on log w
-(Φ is monotone between w_0 and s^{1/H}), iterated to the last bit, so u(t) is exact up to the
-conditioning of the problem itself (|t u'/u| · 1e-16). For H = 2 the inversion is explicit:
-u(t) = s / (1 + (s/u_0 − 1) e^{−2st}) = s e^{2st}/(e^{2st} − 1 + s/u_0); for H = 1,
-u = s + (u_0 − s)e^{−t}.
+Whitened inputs (Σ_xx = I), Σ_yx = U S Vᵀ (singular values s_1 > s_2 > ... > 0); for other inputs
+with Σ_xx invertible the modes are those of M = Σ_yx Σ_xx^{−1/2} (`teacher_modes`).
 
 **Random (unbalanced) small initialisations, H = 2** (`effective_balanced_init`). Near the origin
 the flow of the mode-j coordinates a_j = W_2ᵀ U_j, b_j = W_1 V_j ∈ R^{n_1} linearises to
@@ -42,132 +25,18 @@ from collections.abc import Sequence
 import jax.numpy as jnp
 import numpy as np
 
-from ._validation import check
-from .data import Dataset
+from .._validation import check
+from ..data import Dataset
+from ._balanced import learning_time
 
 __all__ = [
-    "balanced_mode_strength",
-    "learning_time",
-    "balanced_aligned_init",
-    "critical_value",
     "teacher_modes",
+    "critical_value",
+    "balanced_factorisation",
+    "balanced_aligned_init",
     "effective_balanced_init",
     "predicted_learning_times",
 ]
-
-
-# ---------------------------------------------------------------------------------------------
-# the scalar balanced flow
-
-
-def _check_depth(depth) -> int:
-    check(isinstance(depth, int | np.integer) and depth >= 1, "depth", depth, "a positive integer")
-    return int(depth)
-
-
-def _phi_difference(w, w0, s, depth):
-    """Φ(w) − Φ(w_0) of equation (2) (equal to s·t), elementwise; ±inf at w = s^{1/H}."""
-    h = depth
-    r0 = s ** (1.0 / h)
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        if h == 2:
-            power = np.log(w / w0)
-        else:
-            power = (w0 ** (2.0 - h) - w ** (2.0 - h)) / (h - 2)
-        # k = 0 (the real root r_0 = s^{1/H}):
-        # log|w − r_0| − log|w_0 − r_0| = log1p((w − w0)/(w0 − r0)).
-        logs = r0**2 * np.log1p((w - w0) / (w0 - r0))
-        # k = 1..H−1: complex roots (and the real root −r_0 when H is even); the path w0 → w stays
-        # on the real axis, so it never crosses the principal branch cut of log(w − r_k).
-        for k in range(1, h):
-            rk = r0 * np.exp(2j * np.pi * k / h)
-            z = (w - w0) / (w0 - rk)
-            logs = logs + np.real(rk**2 * np.log(1.0 + z))
-    return power - logs / (h * s)
-
-
-def balanced_mode_strength(t, s, u0, depth: int) -> np.ndarray:
-    """The exact mode strength u(t) of a balanced, aligned deep linear network.
-
-    Solves u' = H u^{2−2/H}(s − u), u(0) = u_0 (equation (1) of the module docstring), with
-    whitened inputs. H = 1: u = s + (u_0 − s)e^{−t}. H = 2: u = s / (1 + (s/u_0 − 1)e^{−2st}).
-    H ≥ 3: inverts t = ∫_{u_0}^{u} dv / (H v^{2−2/H}(s − v)), in the closed form (2), by bisection
-    on log u to the last bit (relative error ~1e-15 times the problem's own conditioning).
-
-    **Arguments:**
-
-    - `t`: times ≥ 0 (any shape).
-    - `s`: the mode's singular value(s) s > 0; `u0`: initial strength(s) u_0 > 0. `t`, `s`, `u0`
-      broadcast against each other (e.g. `t[:, None]` with `s` of shape (r,)).
-    - `depth`: H ≥ 1.
-
-    **Returns:** u(t), a float64 array of the broadcast shape.
-    """
-    depth = _check_depth(depth)
-    t, s, u0 = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (t, s, u0)))
-    check(bool(np.all(np.isfinite(t)) and np.all(t >= 0)), "t", "negative/non-finite", "t ≥ 0")
-    check(bool(np.all(s > 0) and np.all(np.isfinite(s))), "s", "non-positive", "s > 0")
-    check(bool(np.all(u0 > 0) and np.all(np.isfinite(u0))), "u0", "non-positive", "u0 > 0")
-    if depth == 1:
-        return s + (u0 - s) * np.exp(-t)
-    if depth == 2:
-        with np.errstate(over="ignore"):
-            return s / (1.0 + (s / u0 - 1.0) * np.exp(-2.0 * s * t))
-    return _invert(t, s, u0, depth)
-
-
-def _invert(t, s, u0, depth):
-    """Solve Φ(w) − Φ(w_0) = s t for w by bisection on y = log w; return u = w^H."""
-    shape = t.shape
-    t, s, u0 = (v.reshape(-1).copy() for v in (t, s, u0))
-    out = np.empty_like(t)
-    fixed = (u0 == s) | (t == 0)
-    out[fixed] = u0[fixed]
-    todo = ~fixed
-    tt, ss, uu = t[todo], s[todo], u0[todo]
-    w0 = uu ** (1.0 / depth)
-    # g(y) = Φ(e^y) − Φ(w0) − s t is ≤ 0 at y = log w0 and → +inf at y = log s^{1/H}.
-    a = np.log(w0)
-    b = np.log(ss) / depth
-    for _ in range(200):
-        mid = 0.5 * (a + b)
-        if np.all((mid == a) | (mid == b)):
-            break
-        g = _phi_difference(np.exp(mid), w0, ss, depth) - ss * tt
-        neg = g <= 0  # NaN (w == r0 exactly) counts as the +inf side
-        a = np.where(neg, mid, a)
-        b = np.where(neg, b, mid)
-    # a is on the g ≤ 0 side; take the endpoint with the smaller |g| (they differ by one ulp).
-    ga = np.abs(_phi_difference(np.exp(a), w0, ss, depth) - ss * tt)
-    gb = np.abs(_phi_difference(np.exp(b), w0, ss, depth) - ss * tt)
-    y = np.where(np.nan_to_num(gb, nan=np.inf) < ga, b, a)
-    out[todo] = np.exp(depth * y)
-    return out.reshape(shape)
-
-
-def learning_time(s, u0, depth: int, fraction: float = 0.5) -> np.ndarray:
-    """The time at which the balanced mode strength reaches `fraction`·s (equation (2)).
-
-    H = 2: t = (1/(2s)) log((s/u_0 − 1)/(1/fraction − 1)). For u_0 < fraction·s only; returns 0
-    where u_0 ≥ fraction·s already.
-
-    **Arguments:** `s`, `u0` (broadcast), `depth` ≥ 1, `fraction` ∈ (0, 1).
-    """
-    depth = _check_depth(depth)
-    check(0.0 < fraction < 1.0, "fraction", fraction, "a number in (0, 1)")
-    s, u0 = np.broadcast_arrays(np.asarray(s, dtype=float), np.asarray(u0, dtype=float))
-    check(bool(np.all(s > 0)), "s", "non-positive", "s > 0")
-    check(bool(np.all(u0 > 0)), "u0", "non-positive", "u0 > 0")
-    target = fraction * s
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if depth == 1:
-            t = np.log((s - u0) / (s - target))
-        elif depth == 2:
-            t = np.log((s / u0 - 1.0) / (1.0 / fraction - 1.0)) / (2.0 * s)
-        else:
-            w0 = u0 ** (1.0 / depth)
-            t = _phi_difference(target ** (1.0 / depth), w0, s, depth) / s
-    return np.where(u0 >= target, 0.0, t)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -205,7 +74,7 @@ def teacher_modes(data: Dataset, rank_tol: float = 1e-10):
 def critical_value(data: Dataset, modes: Sequence[int]) -> float:
     """The value of F at the critical points that have learned the modes J = `modes` (0-based).
 
-    F_J = ½ Σ_{j∉J} s_j² + ½ (tr Σ_yy − Σ_j s_j²) (MODELS.md §1), s_j the singular values of Σ_yx
+    F_J = ½ Σ_{j∉J} s_j² + ½ (tr Σ_yy − Σ_j s_j²) (docs/deep-linear.md), s_j the singular values of Σ_yx
     for whitened data. For non-whitened data (Σ_xx invertible) the s_j are the singular values of
     M = Σ_yx Σ_xx^{−1/2}: the change of variables W_1 ↦ W_1 Σ_xx^{1/2} maps the problem to the
     whitened one with Σ_yx replaced by M and tr Σ_yy unchanged, and maps critical points to critical
@@ -264,7 +133,7 @@ def balanced_aligned_init(data: Dataset, widths: Sequence[int], u0):
 
     **Raises:** `ConfigError` for mismatched widths, a hidden width smaller than r, or invalid u0.
     """
-    from .models.deep_linear import DeepLinear, _check_widths
+    from ..models.deep_linear import DeepLinear, _check_widths
 
     widths = _check_widths(widths)
     check(
@@ -313,11 +182,16 @@ def effective_balanced_init(model, data: Dataset, project: bool = True) -> np.nd
 
     **Returns:** an array (r,) in the order of decreasing singular value.
     """
+    from ..models import AdjacencyDeepLinear, DeepLinear
+
+    if isinstance(model, AdjacencyDeepLinear):
+        model = model.to_layers()
     check(
-        getattr(model, "depth", None) == 2,
+        isinstance(model, DeepLinear) and model.depth == 2,
         "model",
         type(model).__name__,
-        "a depth-2 linear network (the linearisation a' = s b, b' = s a is for H = 2)",
+        "a depth-2 DeepLinear or AdjacencyDeepLinear (the linearisation a' = s b, b' = s a is "
+        "for H = 2)",
     )
     u, s, v, inv_half = teacher_modes(data)
     check(
@@ -326,8 +200,7 @@ def effective_balanced_init(model, data: Dataset, project: bool = True) -> np.nd
         "Σ_xx ≠ I",
         "whitened data (Σ_xx = I): the mode-wise linearisation assumes it",
     )
-    layers = model.to_layers() if hasattr(model, "to_layers") else model
-    w1, w2 = (np.asarray(w) for w in layers.weights)
+    w1, w2 = (np.asarray(w) for w in model.weights)
     grow = w2.T @ u + w1 @ v  # column j: a_j + b_j ∈ R^{n_1}
     out = np.empty(s.size)
     basis: list[np.ndarray] = []
