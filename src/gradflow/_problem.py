@@ -119,17 +119,19 @@ class GradientFlowProblem(eqx.Module):
             )
         if not isinstance(data, Dataset):
             raise ConfigError("data", type(data).__name__, "a gradflow.data.Dataset")
-        if single.in_dim != data.in_dim or single.out_dim != data.out_dim:
+        loss = as_loss(loss)
+        widths = loss.target_dim(single.out_dim)
+        if single.in_dim != data.in_dim or data.out_dim not in widths:
             raise ConfigError(
                 "data",
                 f"(in_dim={data.in_dim}, out_dim={data.out_dim})",
-                f"dimensions matching the model's (in_dim={single.in_dim}, "
-                f"out_dim={single.out_dim})",
+                f"dimensions matching the model's (in_dim={single.in_dim}, out_dim="
+                + " or ".join(map(str, widths))
+                + f" for the {loss_name(loss)} loss)",
             )
         geometry = as_geometry(geometry)
         geometry.check_model(single)
-        loss = as_loss(loss)
-        loss.check_data(data)
+        loss.check_data(data, single.out_dim)
         l2 = non_negative("l2", l2)
         dtype = "float64" if dtype is None else dtype
         check_choice("dtype", dtype, DTYPES)

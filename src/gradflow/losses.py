@@ -63,8 +63,13 @@ class AbstractLoss(eqx.Module):
     def __call__(self, outputs: Outputs, targets: Targets) -> Float[Array, ""]:
         """The loss of `outputs` (n, d_out) against `targets`, averaged over the n samples."""
 
-    def check_data(self, data: Dataset) -> None:
-        """Raise `ConfigError` if the targets are not of the form this loss reads."""
+    def check_data(self, data: Dataset, out_dim: int) -> None:
+        """Raise `ConfigError` if the targets are not of the form this loss reads (for a model
+        with `out_dim` outputs)."""
+
+    def target_dim(self, out_dim: int) -> tuple[int, ...]:
+        """The target widths this loss accepts for a model with `out_dim` outputs."""
+        return (out_dim,)
 
     def attains_minimum(self) -> bool:
         """Whether the risk has a minimiser in general (False: F → inf F only as |θ| → ∞)."""
@@ -129,20 +134,25 @@ class CrossEntropy(AbstractLoss):
     def attains_minimum(self) -> bool:
         return False
 
+    def target_dim(self, out_dim: int) -> tuple[int, ...]:
+        # one-hot (or probability) rows, or one column of class indices
+        return (out_dim, 1)
+
     def __call__(self, outputs, targets):
         if targets.shape[-1] == 1 and outputs.shape[-1] > 1:
             labels = targets[..., 0].astype(jnp.int32)
             return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(outputs, labels))
         return jnp.mean(optax.softmax_cross_entropy(outputs, targets))
 
-    def check_data(self, data):
+    def check_data(self, data, out_dim):
         y = np.asarray(data.y)
-        if y.shape[1] == 1:
-            if not np.all((y == np.round(y)) & (y >= 0)):
+        if y.shape[1] == 1 and out_dim > 1:
+            if not np.all((y == np.round(y)) & (y >= 0) & (y < out_dim)):
                 raise ConfigError(
                     "data",
                     "targets that are not class indices",
-                    "for cross_entropy, one column of integer class labels ≥ 0, or one-hot rows",
+                    f"for cross_entropy, one column of integer class labels in 0..{out_dim - 1}, "
+                    "or one-hot rows",
                 )
         elif not (np.all(y >= 0) and np.allclose(y.sum(axis=1), 1.0)):
             raise ConfigError(
@@ -165,7 +175,7 @@ class Logistic(AbstractLoss):
         # optax's binary cross-entropy with labels (1 + y)/2 ∈ {0, 1} is log(1 + e^{−y f}).
         return jnp.mean(optax.sigmoid_binary_cross_entropy(outputs, (1.0 + targets) / 2.0))
 
-    def check_data(self, data):
+    def check_data(self, data, out_dim):
         y = np.asarray(data.y)
         if y.shape[1] != 1 or not np.all(np.abs(y) == 1):
             raise ConfigError("data", "targets not in {-1, +1}", "for logistic, one column of ±1")
