@@ -6,6 +6,7 @@ from ._base import AbstractLinearModel as AbstractLinearModel
 from ._base import AbstractModel as AbstractModel
 from ._base import AbstractParticleModel as AbstractParticleModel
 from ._base import masses_like as masses_like
+from ._residual import AbstractResidualNetwork as AbstractResidualNetwork
 from .deep_linear import AdjacencyDeepLinear as AdjacencyDeepLinear
 from .deep_linear import DeepLinear as DeepLinear
 from .mean_field import MeanFieldResNet as MeanFieldResNet
