@@ -6,10 +6,11 @@ from ._base import AbstractLinearModel as AbstractLinearModel
 from ._base import AbstractModel as AbstractModel
 from ._base import AbstractParticleModel as AbstractParticleModel
 from ._base import masses_like as masses_like
+from ._particles import AbstractNeuronMeasure as AbstractNeuronMeasure
 from ._residual import AbstractResidualNetwork as AbstractResidualNetwork
+from ._two_layer import TwoLayerMeanField as TwoLayerMeanField
 from .deep_linear import AdjacencyDeepLinear as AdjacencyDeepLinear
 from .deep_linear import DeepLinear as DeepLinear
 from .mean_field import MeanFieldResNet as MeanFieldResNet
-from .mean_field import TwoLayerMeanField as TwoLayerMeanField
 from .neural_ode import NeuralODE as NeuralODE
 from .resnet import ResNet as ResNet
