@@ -36,6 +36,7 @@ MODELS = {
     "neural_ode": lambda: M.ResNet(3, 5, 4, 3, 2, key=KEY).ode_limit(),
     "mean_field": lambda: M.MeanFieldResNet(2, 4, 3, 5, 1, key=KEY),
     "two_layer": lambda: M.TwoLayerMeanField(2, 5, 1, key=KEY),
+    "wrapped": lambda: M.Wrapped(eqx.nn.MLP(2, 1, 4, 1, key=KEY), masses=0.5),
 }
 
 CASES = [
@@ -60,6 +61,10 @@ CASES = [
     ("mean_field", dict(b=jnp.zeros((3, 4))), "positions.b"),
     ("two_layer", dict(activation="swish"), "activation"),
     ("two_layer", dict(w=jnp.zeros((6, 2))), "positions.w"),
+    ("wrapped", dict(trainable_paths=("layers.0.weight", "nope")), "trainable"),
+    ("wrapped", dict(io_dims=(2,)), "io_dims"),
+    ("wrapped", dict(mass_values=None, layered=True), "layered"),
+    ("wrapped", dict(mass_values=(jnp.ones(()),)), "masses"),
 ]
 
 
