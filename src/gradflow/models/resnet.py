@@ -21,9 +21,9 @@ by L.
 **Weight layouts.** `ResNet.from_weights(V, W, layout=...)` and `ResNet.stacked_weights(layout)`
 read and write the weights of other code (see `LAYOUTS`):
 
-- `"gradflow"`: V (L, q, m), W (L, m, q), acting on column vectors: h ← h + V_k σ(W_k h) ...
-- `"official"`: the PyTorch code of Marion et al. (github.com/PierreMarion23/
-  implicit-regularization-resnets-nodes, `finite_training_time_*.py`, `infinite_training_time.py`):
+- `"gradflow"`: V (L, q, m), W (L, m, q), acting on column vectors as in the equation above.
+- `"official"`: the paper's official PyTorch code (its scripts `finite_training_time_*.py` and
+  `infinite_training_time.py`, of which a copy is kept at `shared/reference/marion-official/`):
   `V = torch.zeros(N, M, d)`, `W = torch.randn(d, M).repeat(N, 1, 1)` of shapes (L, m, q) and
   (L, q, m), acting on row vectors: `x = x + sigma(x.mm(W[k])).mm(V[k]) / N` with
   `sigma = nn.GELU()` (exact), no 1/√m or 1/√q and no embedding (d = q = d'). Hence
