@@ -89,7 +89,7 @@ import numpy as np
 import gradflow as gf
 from gradflow.experiments._base import Progress
 from gradflow.experiments.resnet import GEOMETRY, LongConfig, flow_until, long_problem
-from gradflow.models.resnet import ResNet, embedding_matrices
+from gradflow.models import ResNet
 
 CONFIG = LongConfig()
 TARGET = CONFIG.target_risk  # on ℓ = 2F
@@ -190,7 +190,7 @@ class TorchGD:
 
     def __init__(self, torch, model, data, dtype):
         self.torch = torch
-        a, b = embedding_matrices(model)
+        a, b = model.embedding_matrices()
         as_t = lambda arr: torch.tensor(np.asarray(arr), dtype=dtype)
         self.x, self.y, self.a, self.b = as_t(data.x), as_t(data.y), as_t(a), as_t(b)
         self.v0, self.w0 = as_t(model.V), as_t(model.W)

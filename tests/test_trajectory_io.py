@@ -62,6 +62,12 @@ CASES = {
         "conditional_wasserstein",
     ),
     "TwoLayerMeanField": lambda: (M.TwoLayerMeanField(2, 3, 2, key(7)), _gauss(), "wasserstein"),
+    # a module of registered classes (an equinox MLP or a function needs like=: test_wrapped.py)
+    "Wrapped": lambda: (
+        M.Wrapped(M.ResNet(2, 3, 2, 2, 2, key(4), init="iid"), masses=0.5),
+        _gauss(),
+        "wasserstein",
+    ),
 }
 
 
@@ -105,6 +111,7 @@ def test_every_model_class_is_registered():
     assert concrete == {"DeepLinear", "AdjacencyDeepLinear", "ResNet", "NeuralODE"} | {
         "MeanFieldResNet",
         "TwoLayerMeanField",
+        "Wrapped",
     }
     assert concrete <= registered
     assert all(_serialise.registered_class(n) is getattr(M, n) for n in concrete)

@@ -299,8 +299,15 @@ class _Builder:
         if type(fields) is not dict:
             self.fail(f"{name} at {path or 'the top'} has no fields")
         expected = [f.name for f in dataclasses.fields(cls)]
-        if set(fields) != set(expected):
-            missing = sorted(set(expected) - set(fields))
+        # A field added to a class later with a default (e.g. ResNet.normalise) may be absent
+        # from older files: it takes its default, the value every model had before.
+        defaults = {
+            f.name: f.default
+            for f in dataclasses.fields(cls)
+            if f.default is not dataclasses.MISSING and f.name not in fields
+        }
+        if set(fields) | set(defaults) != set(expected):
+            missing = sorted(set(expected) - set(fields) - set(defaults))
             extra = sorted(set(fields) - set(expected))
             self.fail(
                 f"{name} at {path or 'the top'} has fields missing {missing} / extra {extra}",
@@ -311,7 +318,8 @@ class _Builder:
         except TypeError:  # an abstract class
             self.fail(f"model class {name!r} is abstract")
         for f in expected:
-            object.__setattr__(module, f, self.build(fields[f], _join(path, f)))
+            value = defaults[f] if f in defaults else self.build(fields[f], _join(path, f))
+            object.__setattr__(module, f, value)
         if self.check:
             self._check_init(module, name, path)
         return module

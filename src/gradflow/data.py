@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._activations import ACTIVATIONS
 from ._custom_types import Array, Float, Inputs, Targets
 from ._errors import ConfigError
 from ._validation import check
@@ -185,7 +186,7 @@ def teacher(
     **Arguments:** `key`; sizes `in_dim`, `out_dim`, `n`; `kind`; `width` m; `noise` ≥ 0 (the
     standard deviation of the Gaussian label noise); `length_scale` of the ODE teacher's weights.
     """
-    from .models.resnet import ResNet
+    from .models import ResNet
 
     for name, v in (("n", n), ("in_dim", in_dim), ("out_dim", out_dim), ("width", width)):
         check(isinstance(v, int | np.integer) and v >= 1, name, v, "a positive integer")
@@ -204,7 +205,7 @@ def teacher(
         kv, kw = jax.random.split(kt)
         v = jax.random.normal(kv, (out_dim, width))
         w = jax.random.normal(kw, (width, in_dim))
-        y = jnp.tanh(x @ w.T / np.sqrt(in_dim)) @ v.T / np.sqrt(width)
+        y = ACTIVATIONS["tanh"](x @ w.T / np.sqrt(in_dim)) @ v.T / np.sqrt(width)
     return Dataset(x, y + noise * jax.random.normal(ke, y.shape))
 
 

@@ -10,7 +10,7 @@ import pytest
 
 import gradflow as gf
 from gradflow._problem import trainable_masses
-from gradflow.experiments.mean_field import deduplicate, replicate, teacher_data
+from gradflow.experiments.mean_field import teacher_data
 from gradflow.geometry import as_geometry
 
 L, M, Q = 3, 4, 4
@@ -221,7 +221,7 @@ def test_permuting_particles_within_a_layer_changes_nothing(model, data, traj):
 
 
 def test_replicated_particles_are_the_same_measure(model, data, traj):
-    doubled = replicate(model, 2)
+    doubled = model.replicate(2)
     np.testing.assert_allclose(doubled(data.x), model(data.x), atol=1e-15)
     td = gf.flow(
         doubled,
@@ -233,7 +233,7 @@ def test_replicated_particles_are_the_same_measure(model, data, traj):
         atol=1e-13,
     )
     np.testing.assert_allclose(td.loss, traj.loss, rtol=1e-9, atol=1e-14)
-    np.testing.assert_allclose(deduplicate(td.final, 2).u, traj.final.u, atol=1e-8)
+    np.testing.assert_allclose(td.final.deduplicate(2).u, traj.final.u, atol=1e-8)
 
 
 def test_l2_is_lambda_times_second_moment(model, data):
@@ -284,3 +284,52 @@ def test_to_resnet_needs_zero_fixed_biases(model):
     with pytest.raises(gf.ConfigError) as err:
         model.to_resnet()
     assert err.value.field == "bias"
+
+
+@pytest.mark.parametrize("kind", ["deep", "two_layer"])
+def test_replicate_and_deduplicate(kind, data):
+    if kind == "deep":
+        base = gf.models.MeanFieldResNet(2, Q, L, M, 1, key=jax.random.PRNGKey(1))
+    else:
+        base = gf.models.TwoLayerMeanField(2, M, 1, key=jax.random.PRNGKey(1))
+    tripled = base.replicate(3)
+    assert tripled.particles == 3 * M
+    # every particle three times in a row, each of a third of the mass
+    np.testing.assert_array_equal(tripled.u[..., 3:6, :], jnp.repeat(base.u[..., 1:2, :], 3, -2))
+    np.testing.assert_array_equal(tripled.b[..., ::3], base.b)
+    for m, m0 in zip(
+        jax.tree_util.tree_leaves(trainable_masses(tripled)),
+        jax.tree_util.tree_leaves(trainable_masses(base)),
+        strict=True,
+    ):
+        assert float(m) == pytest.approx(float(m0) / 3, rel=1e-15)
+    np.testing.assert_allclose(tripled(data.x), base(data.x), rtol=0, atol=1e-15)
+    assert eqx.tree_equal(tripled.deduplicate(3), base)
+    assert eqx.tree_equal(base.replicate(1), base)
+    with pytest.raises(gf.ConfigError) as err:
+        tripled.deduplicate(5)  # of 12 particles
+    assert err.value.field == "factor"
+    with pytest.raises(gf.ConfigError) as err:
+        base.replicate(0)
+    assert err.value.field == "factor"
+
+
+def test_two_layer_flow_is_replication_invariant(data):
+    base = gf.models.TwoLayerMeanField(2, 5, 1, key=jax.random.PRNGKey(2))
+    ts = np.linspace(0.0, 1.0, 6)
+    kw = dict(geometry="wasserstein", saveat=ts, rtol=1e-11, atol=1e-13)
+    one = gf.flow(base, data, 1.0, **kw)
+    two = gf.flow(base.replicate(2), data, 1.0, **kw)
+    assert float(one.loss[0] - one.loss[-1]) > 1e-3  # it trained
+    np.testing.assert_allclose(two.loss, one.loss, rtol=1e-9, atol=1e-14)
+    np.testing.assert_allclose(two.grad_norm, one.grad_norm, rtol=1e-9, atol=1e-14)
+    final = two.final
+    np.testing.assert_allclose(final.deduplicate(2).w, one.final.w, atol=1e-9)
+    np.testing.assert_allclose(final.w[0::2], final.w[1::2], atol=1e-9)  # the copies stay together
+
+
+def test_from_resnet_needs_the_normalised_resnet():
+    res = gf.models.ResNet(2, Q, 5, L, 1, key=jax.random.PRNGKey(4), normalise=False)
+    with pytest.raises(gf.ConfigError) as err:
+        gf.models.MeanFieldResNet.from_resnet(res)
+    assert err.value.field == "resnet"

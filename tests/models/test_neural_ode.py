@@ -90,3 +90,25 @@ def test_bad_interpolation_raises_config_error():
         resnet.ode_limit("cubic")
     with pytest.raises(gf.ConfigError):
         resnet.ode_limit(rtol=0.0)
+
+
+def test_ode_limit_carries_the_normalisation():
+    # normalise=False: H' = V_k W_k H on [k/L, (k+1)/L) for the identity activation, no 1/√(mq)
+    depth, q, m = 3, 3, 2
+    resnet = gf.models.ResNet(
+        q, q, m, depth, q, key=KEY, activation="identity", init="iid", normalise=False
+    )
+    node = resnet.ode_limit("constant", rtol=1e-12, atol=1e-12)
+    assert not node.normalise
+    x = jax.random.normal(KEY, (4, q))
+    h = np.asarray(x).T
+    for k in range(depth):
+        h = expm(np.asarray(resnet.V[k] @ resnet.W[k]) / depth) @ h
+    np.testing.assert_allclose(node(x), h.T, atol=1e-10)
+    # the ResNet is the explicit Euler scheme of its limit, with or without the factors: the gap
+    # shrinks like 1/L
+    gaps = []
+    for depth in (32, 128):
+        deep = gf.models.ResNet(2, 3, 2, depth, 2, key=KEY, init="smooth", normalise=False)
+        gaps.append(float(jnp.abs(deep.ode_limit("constant")(x[:, :2]) - deep(x[:, :2])).max()))
+    assert gaps[0] / gaps[1] == pytest.approx(4, rel=0.1)

@@ -11,7 +11,7 @@ from scipy.special import erf
 import gradflow as gf
 from gradflow._problem import trainable_masses
 from gradflow.experiments.resnet import relu_fixed_point, relu_network
-from gradflow.models.resnet import smooth_gp
+from gradflow.models._inits import smooth_gp
 
 KEY = jax.random.PRNGKey(3)
 
@@ -288,3 +288,112 @@ def test_ensemble_of_resnets_flows_in_one_solve():
     assert gaps.shape == (2,)
     assert gaps[1] == pytest.approx(gf.diagnostics.ode_gap(single.final, data.x), rel=1e-8)
     assert eqx.tree_equal(traj.member(0).static, traj.static)
+
+
+# ---------------------------------------------------------------------------------------------
+# other people's conventions: no normalisation, init scales, the official code's weight layout
+
+
+def numpy_gelu(z):
+    return 0.5 * z * (1 + erf(z / np.sqrt(2)))
+
+
+@pytest.mark.parametrize("activation", ["gelu", "tanh"])
+def test_unnormalised_forward_matches_hand_written_loop(activation):
+    # normalise=False: h_{k+1} = h_k + (1/L) V_{k+1} σ(W_{k+1} h_k), no 1/√m, 1/√q
+    model = gf.models.ResNet(
+        3, 6, 4, 5, 2, key=KEY, activation=activation, init="iid", normalise=False
+    )
+    x = np.asarray(jax.random.normal(jax.random.PRNGKey(1), (7, 3)))
+    V, W = np.asarray(model.V), np.asarray(model.W)
+    h = np.concatenate([x, np.zeros((7, 3))], axis=1)
+    for k in range(5):
+        h = h + NUMPY_ACTIVATIONS[activation](h @ W[k].T) @ V[k].T / 5
+    np.testing.assert_allclose(model(x), h[:, -2:], rtol=0, atol=1e-13)
+    np.testing.assert_allclose(model.hidden_states(x)[-1], h, rtol=0, atol=1e-13)
+    normalised = gf.models.ResNet(3, 6, 4, 5, 2, key=KEY, activation=activation, init="iid")
+    assert float(jnp.abs(normalised(x) - model(x)).max()) > 1e-3  # the factors matter here
+
+
+def official_forward(V, W, x):
+    """The forward pass of the official code (`finite_training_time_*.py`) in NumPy: row vectors,
+    V (L, m, q), W (L, q, m), `x = x + sigma(x.mm(W_i)).mm(V_i) / N`, exact GELU."""
+    depth = V.shape[0]
+    for W_i, V_i in zip(W, V, strict=True):
+        x = x + numpy_gelu(x @ W_i) @ V_i / depth
+    return x
+
+
+def test_official_layout_gives_the_official_forward_pass_and_gradient_step():
+    depth, m, q, n = 6, 5, 4, 8
+    rng = np.random.default_rng(0)
+    V_off = rng.normal(size=(depth, m, q))
+    W_off = rng.normal(size=(depth, q, m))
+    model = gf.models.ResNet.from_weights(V_off, W_off, layout="official")
+    assert not model.normalise  # the official code's convention unless told otherwise
+    assert (model.depth, model.width, model.dim, model.in_dim, model.out_dim) == (6, 5, 4, 4, 4)
+    for k in range(depth):  # V[k] = V_official[k]ᵀ, W[k] = W_official[k]ᵀ
+        np.testing.assert_array_equal(model.V[k], V_off[k].T)
+        np.testing.assert_array_equal(model.W[k], W_off[k].T)
+    x = rng.normal(size=(n, q))
+    np.testing.assert_allclose(model(x), official_forward(V_off, W_off, x), rtol=0, atol=1e-13)
+    back = model.stacked_weights("official")
+    np.testing.assert_array_equal(back[0], V_off)
+    np.testing.assert_array_equal(back[1], W_off)
+    assert eqx.tree_equal(
+        gf.models.ResNet.from_weights(*model.stacked_weights(), normalise=False), model
+    )
+    # the official SGD step lr = N·η on ((pred − Y)²).mean() is the Euler step η of the
+    # conditional-Wasserstein flow of loss="mse"
+    y = rng.normal(size=(n, q))
+    eta = 0.01
+
+    def official_loss(v, w):
+        h = jnp.asarray(x)
+        for k in range(depth):
+            h = h + jax.nn.gelu(h @ w[k], approximate=False) @ v[k] / depth
+        return jnp.mean((h - y) ** 2)
+
+    gv, gw = jax.grad(official_loss, argnums=(0, 1))(V_off, W_off)
+    step = gf.descent(
+        model, gf.Dataset(x, y), 1, eta, geometry="conditional_wasserstein", loss="mse"
+    )
+    v1, w1 = step.final.stacked_weights("official")
+    np.testing.assert_allclose(v1, V_off - depth * eta * gv, rtol=0, atol=1e-13)
+    np.testing.assert_allclose(w1, W_off - depth * eta * gw, rtol=0, atol=1e-13)
+
+
+def test_bad_layouts_raise_config_errors():
+    with pytest.raises(gf.ConfigError) as err:
+        gf.models.ResNet.from_weights(np.zeros((2, 3, 4)), np.zeros((2, 4, 3)), layout="torch")
+    assert err.value.field == "layout"
+    with pytest.raises(gf.ConfigError) as err:
+        gf.models.ResNet.from_weights(np.zeros((3, 4)), np.zeros((2, 4, 3)), layout="official")
+    assert err.value.field == "weights"
+    with pytest.raises(gf.ConfigError) as err:  # (L, m, q) and (L, q, m) disagree on q
+        gf.models.ResNet.from_weights(np.zeros((2, 3, 4)), np.zeros((2, 5, 3)), layout="official")
+    assert err.value.field == "weights"
+
+
+@pytest.mark.parametrize("init", ["tied", "smooth", "iid"])
+def test_init_scale_is_the_standard_deviation_of_the_entries(init):
+    args = (4, 16, 64, 8, 4)
+    unit = gf.models.ResNet(*args, key=KEY, init=init)
+    scaled = gf.models.ResNet(*args, key=KEY, init=init, init_scale=0.3)
+    default = gf.models.ResNet(*args, key=KEY, init=init, init_scale=1.0)
+    assert eqx.tree_equal(default, unit)  # the default scale is today's init, bit for bit
+    np.testing.assert_array_equal(scaled.W, 0.3 * unit.W)  # the same draw, scaled
+    np.testing.assert_array_equal(scaled.V, 0.3 * unit.V)
+    # 1024 entries per layer: the sample standard deviation is within a few % of s
+    assert float(jnp.std(scaled.W[-1])) == pytest.approx(0.3, rel=0.1)
+    if init == "tied":
+        assert float(jnp.abs(scaled.V).max()) == 0.0
+    else:
+        assert float(jnp.std(scaled.V[-1])) == pytest.approx(0.3, rel=0.1)
+
+
+@pytest.mark.parametrize("scale", [0.0, -1.0, float("nan"), True, "1"])
+def test_bad_init_scale_raises_config_error(scale):
+    with pytest.raises(gf.ConfigError) as err:
+        gf.models.ResNet(2, 3, 2, 4, 2, key=KEY, init_scale=scale)
+    assert err.value.field == "init_scale"

@@ -47,42 +47,6 @@ def teacher_data(key, n: int, in_dim: int, out_dim: int, width: int = 16) -> Dat
     return Dataset(x, jnp.tanh(x @ w.T + c) @ v.T / np.sqrt(width))
 
 
-def replicate(model: MeanFieldResNet, factor: int) -> MeanFieldResNet:
-    """The same measure with every particle repeated `factor` times (M → factor·M)."""
-    if factor == 1:
-        return model
-    rep = lambda a: jnp.repeat(a, factor, axis=1)
-    return MeanFieldResNet(
-        model.in_dim,
-        model.dim,
-        model.layers,
-        model.particles * factor,
-        model.out_dim,
-        activation=model.activation,
-        positions=(rep(model.u), rep(model.w), rep(model.b)),
-        bias=model.bias,
-        input_scale=model.input_scale,
-    )
-
-
-def deduplicate(model: MeanFieldResNet, factor: int) -> MeanFieldResNet:
-    """Undo `replicate`: keep the first of every `factor` copies."""
-    if factor == 1:
-        return model
-    sub = lambda a: a[:, ::factor]
-    return MeanFieldResNet(
-        model.in_dim,
-        model.dim,
-        model.layers,
-        model.particles // factor,
-        model.out_dim,
-        activation=model.activation,
-        positions=(sub(model.u), sub(model.w), sub(model.b)),
-        bias=model.bias,
-        input_scale=model.input_scale,
-    )
-
-
 def _positive_ints(name, values):
     ok = (
         isinstance(values, list | tuple)
@@ -180,7 +144,7 @@ def run_conditional_ot(config: ConditionalOTConfig, progress: Progress) -> Resul
                 base = MeanFieldResNet(
                     cfg.in_dim, q, cfg.layers, m, cfg.out_dim, key=k, init_scale=float(s)
                 )
-                model = replicate(base, m_max // m) if m_max % m == 0 else base
+                model = base.replicate(m_max // m) if m_max % m == 0 else base
                 factor = model.particles // m
                 status = "ok"
                 try:
@@ -204,7 +168,7 @@ def run_conditional_ot(config: ConditionalOTConfig, progress: Progress) -> Resul
                 # PL ratio where the risk is above round-off (|∇F|² and F both ~ machine ε there)
                 pl_sel = pl[loss > 1e-14] if np.any(loss > 1e-14) else pl
                 wc = conditional_wasserstein(
-                    deduplicate(traj.at(0), factor), deduplicate(traj.final, factor)
+                    traj.at(0).deduplicate(factor), traj.final.deduplicate(factor)
                 )
                 path = float(np.asarray(traj.path_length()))
                 converged = bool(loss[-1] < cfg.threshold)
@@ -397,8 +361,8 @@ def _cot_figures(cfg, runs, trajs, frame):
     conv = [r for r in runs if r["converged"]]
     pick = max(conv, key=lambda r: (r["particles"], -r["init_scale"])) if conv else runs[-1]
     traj, factor = trajs[(pick["particles"], pick["init_scale"])]
-    p0 = np.asarray(deduplicate(traj.at(0), factor).particle_positions())
-    p1 = np.asarray(deduplicate(traj.final, factor).particle_positions())
+    p0 = np.asarray(traj.at(0).deduplicate(factor).particle_positions())
+    p1 = np.asarray(traj.final.deduplicate(factor).particle_positions())
     layers = p0.shape[0]
     s_k = (np.arange(layers) + 0.5) / layers
     both = np.concatenate([p0.reshape(-1, p0.shape[-1]), p1.reshape(-1, p1.shape[-1])])
@@ -751,7 +715,7 @@ def run_mean_field_limit(config: MeanFieldLimitConfig, progress: Progress) -> Re
                     positions=(full.u[:, :m], full.w[:, :m], full.b[:, :m]),
                 )
                 traj = flow(
-                    replicate(base, m_max // m),
+                    base.replicate(m_max // m),
                     data,
                     cfg.t1,
                     geometry="conditional_wasserstein",
@@ -759,7 +723,7 @@ def run_mean_field_limit(config: MeanFieldLimitConfig, progress: Progress) -> Re
                     atol=cfg.atol,
                     saveat=ts,
                 )
-                end = deduplicate(traj.final, m_max // m)
+                end = traj.final.deduplicate(m_max // m)
                 finals[(seed, m)] = end
                 initials[(seed, m)] = base
                 outputs[(seed, m)] = np.asarray(end(data.x))

@@ -1,4 +1,10 @@
-"""Models: each an `eqx.Module` with a forward map, trainable parameters and their masses."""
+"""Models: each an `eqx.Module` with a forward map, trainable parameters and their masses.
+
+Concrete classes are final; the abstract ones name what families share (`AbstractModel`,
+`AbstractLinearModel`, `AbstractLayeredModel`, `AbstractParticleModel`,
+`AbstractResidualNetwork`, `AbstractNeuronMeasure`). `Wrapped` flows any equinox module or pure
+function.
+"""
 
 from .._serialise import register_model as register_model
 from ._base import AbstractLayeredModel as AbstractLayeredModel
@@ -6,9 +12,12 @@ from ._base import AbstractLinearModel as AbstractLinearModel
 from ._base import AbstractModel as AbstractModel
 from ._base import AbstractParticleModel as AbstractParticleModel
 from ._base import masses_like as masses_like
+from ._particles import AbstractNeuronMeasure as AbstractNeuronMeasure
+from ._residual import AbstractResidualNetwork as AbstractResidualNetwork
+from ._two_layer import TwoLayerMeanField as TwoLayerMeanField
+from ._wrapped import Wrapped as Wrapped
 from .deep_linear import AdjacencyDeepLinear as AdjacencyDeepLinear
 from .deep_linear import DeepLinear as DeepLinear
 from .mean_field import MeanFieldResNet as MeanFieldResNet
-from .mean_field import TwoLayerMeanField as TwoLayerMeanField
 from .neural_ode import NeuralODE as NeuralODE
 from .resnet import ResNet as ResNet

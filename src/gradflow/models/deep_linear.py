@@ -23,6 +23,7 @@ right-hand side, and it keeps the block-shift pattern by itself.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import final
 
 import equinox as eqx
 import jax
@@ -57,6 +58,7 @@ def chain(weights: Sequence[Array]) -> Array:
     return out
 
 
+@final
 class DeepLinear(AbstractLinearModel):
     """A deep linear network f(x) = W_H ⋯ W_1 x.
 
@@ -157,6 +159,7 @@ class DeepLinear(AbstractLinearModel):
         )
 
 
+@final
 class AdjacencyDeepLinear(AbstractLinearModel):
     """A deep linear network parametrised by its adjacency matrix A (all N² entries move).
 

@@ -26,9 +26,8 @@ The model declares masses 1/(L·M) and `layered = True`, so
 - `l2=λ` adds λ Σ_{k,j} (1/(LM)) |θ_{k,j}|² = λ ∫∫ |θ|² dμ_s(θ) ds (MODELS.md §4; the paper's
   λ/2 is our λ).
 
-**Shallow (two-layer mean field).** f(x) = ∫ u σ(γ wᵀx + b) dμ(θ) ≈ (1/M) Σ_j u_j σ(γ w_jᵀx + b_j),
-u ∈ R^{d_out}, particles of mass 1/M, `geometry="wasserstein"` (Mei, Montanari & Nguyen 2018;
-Chizat & Bach 2018).
+The shallow two-layer mean-field network is `TwoLayerMeanField` (`_two_layer.py`); both share
+`AbstractNeuronMeasure` (`_particles.py`: particles, trainability, `replicate`, `deduplicate`).
 
 Particles are stored stacked — u and w as (L, M, q), b as (L, M) — and the forward pass is a
 `lax.scan` over layers with a vectorised sum over particles.
@@ -42,71 +41,34 @@ Particles are stored stacked — u and w as (L, M, q), b as (L, M) — and the f
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import final
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import jax.tree_util as jtu
 import numpy as np
 
 from .._custom_types import Array, Float, Inputs, Outputs
 from .._errors import ConfigError
-from .._validation import check, check_choice
-from ._base import AbstractLayeredModel, AbstractParticleModel, masses_like
+from .._validation import check, positive, positive_int
+from ._base import AbstractLayeredModel, masses_like
+from ._particles import (
+    AbstractNeuronMeasure,
+    check_init_scale,
+    check_particle_shapes,
+    gaussian_positions,
+    positions_from,
+)
+from ._two_layer import TwoLayerMeanField as TwoLayerMeanField
+from .resnet import ResNet
 
 # Particles per block in the forward sum (see `MeanFieldResNet._step`): a block's activations,
 # n × PARTICLE_BLOCK floats, stay in cache for the batch sizes used here.
 PARTICLE_BLOCK = 1024
 
 
-def _gelu(x):
-    return jax.nn.gelu(x, approximate=False)
-
-
-ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
-    "tanh": jnp.tanh,
-    "gelu": _gelu,
-    "sigmoid": jax.nn.sigmoid,
-    "softplus": jax.nn.softplus,
-    "relu": jax.nn.relu,
-}
-
-
-def _positive_int(name, value):
-    check(
-        isinstance(value, int | np.integer) and not isinstance(value, bool) and value >= 1,
-        name,
-        value,
-        "a positive integer",
-    )
-    return int(value)
-
-
-def _positions_from(positions, shape_lm: tuple[int, ...], dim: int, field: str = "positions"):
-    """(u, w, b) from a dict {'u','w','b'} or a tuple; b may be omitted (zeros)."""
-    if isinstance(positions, dict):
-        u, w, b = positions.get("u"), positions.get("w"), positions.get("b")
-    else:
-        try:
-            parts = tuple(positions)
-        except TypeError:
-            raise ConfigError(
-                field, type(positions).__name__, "a dict with u, w[, b] or a tuple (u, w[, b])"
-            ) from None
-        if len(parts) not in (2, 3):
-            raise ConfigError(field, f"{len(parts)} arrays", "a tuple (u, w) or (u, w, b)")
-        u, w = parts[0], parts[1]
-        b = parts[2] if len(parts) == 3 else None
-    if u is None or w is None:
-        raise ConfigError(field, "missing u or w", "a dict with u, w[, b] or a tuple (u, w[, b])")
-    u = jnp.asarray(u, dtype=float)
-    w = jnp.asarray(w, dtype=float)
-    b = jnp.zeros(shape_lm) if b is None else jnp.asarray(b, dtype=float)
-    return u, w, b
-
-
-class MeanFieldResNet(AbstractLayeredModel, AbstractParticleModel):
+@final
+class MeanFieldResNet(AbstractLayeredModel, AbstractNeuronMeasure):
     """A deep mean-field ResNet: L layers of M neuron particles θ = (u, w, b), mass 1/(L·M) each.
 
     **Arguments:**
@@ -117,7 +79,7 @@ class MeanFieldResNet(AbstractLayeredModel, AbstractParticleModel):
     - `layers`: L ≥ 1. `particles`: M ≥ 1 per layer.
     - `key`: a `jax.random` key for the initial measure (not needed when `positions` is given).
     - `activation`: 'tanh' (default; analytic, as the Łojasiewicz theory needs), 'gelu',
-      'sigmoid', 'softplus' or 'relu'.
+      'sigmoid', 'softplus', 'relu' or 'identity' (`gradflow._activations`).
     - `init_scale`: the spread s of the default initial measure, the Gaussian
       u ~ N(0, s² I_q), w ~ N(0, s² I_q / q), b ~ N(0, s²), i.i.d. across particles and layers.
       The output at initialisation is O(s²/√M), so s sets the initial risk.
@@ -134,14 +96,8 @@ class MeanFieldResNet(AbstractLayeredModel, AbstractParticleModel):
     output the last d_out coordinates of x_L.
     """
 
-    u: Float[Array, "L M q"]
-    w: Float[Array, "L M q"]
-    b: Float[Array, "L M"]
     in_features: int = eqx.field(static=True)
     out_features: int = eqx.field(static=True)
-    activation: str = eqx.field(static=True)
-    bias: bool = eqx.field(static=True)
-    input_scale: float = eqx.field(static=True)
 
     def __init__(
         self,
@@ -158,53 +114,41 @@ class MeanFieldResNet(AbstractLayeredModel, AbstractParticleModel):
         bias: bool = True,
         input_scale: float = 1.0,
     ):
-        in_dim = _positive_int("in_dim", in_dim)
-        out_dim = _positive_int("out_dim", out_dim)
-        dim = _positive_int("dim", dim)
-        layers = _positive_int("layers", layers)
-        particles = _positive_int("particles", particles)
-        check(
-            dim >= max(in_dim, out_dim),
-            "dim",
-            dim,
-            f"an integer ≥ max(in_dim, out_dim) = {max(in_dim, out_dim)}",
-        )
-        check_choice("activation", activation, ACTIVATIONS)
-        check(
-            isinstance(init_scale, int | float) and np.isfinite(init_scale) and init_scale >= 0,
-            "init_scale",
-            init_scale,
-            "a non-negative number",
-        )
-        check(
-            isinstance(input_scale, int | float) and np.isfinite(input_scale) and input_scale > 0,
-            "input_scale",
-            input_scale,
-            "a positive number",
-        )
+        in_dim = positive_int("in_dim", in_dim)
+        out_dim = positive_int("out_dim", out_dim)
+        dim = positive_int("dim", dim)
+        layers = positive_int("layers", layers)
+        particles = positive_int("particles", particles)
+        init_scale = check_init_scale(init_scale)
         shape = (layers, particles)
         if positions is None or callable(positions):
             check(key is not None, "key", key, "a jax.random key (or pass positions=)")
             if positions is None:
                 u, w, b = gaussian_positions(key, shape, dim, init_scale)
             else:
-                u, w, b = _positions_from(positions(key, shape, dim), shape, dim)
+                u, w, b = positions_from(positions(key, shape, dim), shape)
         else:
-            u, w, b = _positions_from(positions, shape, dim)
-        expected = {"u": shape + (dim,), "w": shape + (dim,), "b": shape}
-        for name, arr in (("u", u), ("w", w), ("b", b)):
-            if arr.shape != expected[name]:
-                raise ConfigError(
-                    f"positions.{name}",
-                    arr.shape,
-                    f"an array of shape {expected[name]} (L, M[, q])",
-                )
+            u, w, b = positions_from(positions, shape)
+        check_particle_shapes(u, w, b, shape, dim, dim)  # the particles the arguments describe
         self.u, self.w, self.b = u, w, b
         self.in_features = in_dim
         self.out_features = out_dim
         self.activation = activation
         self.bias = bool(bias)
-        self.input_scale = float(input_scale)
+        self.input_scale = positive("input_scale", input_scale)
+
+    def _check_shapes(self) -> None:
+        in_dim = positive_int("in_features", self.in_features)
+        out_dim = positive_int("out_features", self.out_features)
+        check(self.u.ndim >= 3, "positions.u", self.u.shape, "an array of shape (L, M, q)")
+        layers, particles, dim = self.u.shape[-3:]
+        check_particle_shapes(self.u, self.w, self.b, (layers, particles), dim, dim)
+        check(
+            dim >= max(in_dim, out_dim),
+            "dim",
+            dim,
+            f"an integer ≥ max(in_dim, out_dim) = {max(in_dim, out_dim)}",
+        )
 
     # -- sizes ------------------------------------------------------------------------------
     @property
@@ -223,10 +167,6 @@ class MeanFieldResNet(AbstractLayeredModel, AbstractParticleModel):
     def layers(self) -> int:
         return self.u.shape[-3]
 
-    @property
-    def particles(self) -> int:
-        return self.u.shape[-2]
-
     def layer_positions(self) -> np.ndarray:
         """s_k = (k − ½)/L, k = 1..L: the depth of each layer (never moves)."""
         return (np.arange(self.layers) + 0.5) / self.layers
@@ -235,25 +175,11 @@ class MeanFieldResNet(AbstractLayeredModel, AbstractParticleModel):
         """The particles by layer: u, w (L, M, q) and, if trained, b (L, M)."""
         return {"u": self.u, "w": self.w, **({"b": self.b} if self.bias else {})}
 
-    def particle_positions(self) -> Float[Array, "L M p"]:
-        """θ_{k,j} as one array (L, M, p): [u, w, b] (p = 2q + 1) or [u, w] without bias."""
-        parts = [self.u, self.w] + ([self.b[..., None]] if self.bias else [])
-        return jnp.concatenate(parts, axis=-1)
-
     # -- measure -----------------------------------------------------------------------------
-    def trainable(self):
-        spec = jtu.tree_map(eqx.is_inexact_array, self)
-        if not self.bias:
-            spec = eqx.tree_at(lambda m: m.b, spec, False)
-        return spec
-
     def masses(self):
         return masses_like(self, 1.0 / (self.layers * self.particles))
 
     # -- forward -----------------------------------------------------------------------------
-    def _sigma(self):
-        return ACTIVATIONS[self.activation]
-
     def embed(self, x: Inputs) -> Float[Array, "n q"]:
         """x_0 = A x with A = [I; 0]."""
         return jnp.pad(x, ((0, 0), (0, self.dim - self.in_dim)))
@@ -264,7 +190,7 @@ class MeanFieldResNet(AbstractLayeredModel, AbstractParticleModel):
 
     def velocity(self, h: Float[Array, "n q"], k) -> Float[Array, "n q"]:
         """(1/M) Σ_j f(h, θ_{k,j}) at layer k."""
-        sigma = self._sigma()
+        sigma = self.sigma()
         a = sigma(self.input_scale * (h @ self.w[k].T) + self.b[k])
         return a @ self.u[k] / self.particles
 
@@ -285,7 +211,7 @@ class MeanFieldResNet(AbstractLayeredModel, AbstractParticleModel):
         particles have u = 0 and contribute nothing). Each roughly halves the time of a gradient
         at large L·M (benchmarks/mean_field.py).
         """
-        sigma, gamma = self._sigma(), self.input_scale
+        sigma, gamma = self.sigma(), self.input_scale
         scale = 1.0 / (self.layers * self.particles)
         m = self.particles
         blocks = -(-m // PARTICLE_BLOCK)
@@ -335,8 +261,6 @@ class MeanFieldResNet(AbstractLayeredModel, AbstractParticleModel):
         (γ = 1/√(M q), u = √M Vᵀ, w = √M W). For other γ the forward maps are equal but the
         flows differ by a constant metric factor γ² M q on w.
         """
-        from .resnet import ResNet
-
         if self.bias or bool(jnp.any(self.b != 0)):
             raise ConfigError(
                 "bias",
@@ -357,7 +281,16 @@ class MeanFieldResNet(AbstractLayeredModel, AbstractParticleModel):
         For a ResNet h_{k+1} = h_k + 1/(L√m) V_k σ(W_k h_k/√q): particles u_{k,j} = √m V_k[:, j],
         w_{k,j} = √m W_k[j, :], b = 0 (fixed), γ = 1/√(m q). Then the forward maps agree and
         θ_{k,j}' = −L m ∂F/∂θ_{k,j} is exactly V_k' = −L ∂F/∂V_k, W_k' = −L ∂F/∂W_k.
+
+        Only for a normalised ResNet: without the 1/√m factor, u = m V would be needed for the
+        forward map, and then the flows differ by the factor m on V.
         """
+        check(
+            resnet.normalise,
+            "resnet",
+            "a ResNet with normalise=False",
+            "a ResNet with normalise=True (its flow is a particle flow only with 1/√m, 1/√q)",
+        )
         v, w = resnet.V, resnet.W
         layers, q, m = v.shape
         u = np.sqrt(m) * jnp.swapaxes(v, -1, -2)
@@ -373,120 +306,3 @@ class MeanFieldResNet(AbstractLayeredModel, AbstractParticleModel):
             bias=False,
             input_scale=1.0 / np.sqrt(m * q),
         )
-
-
-class TwoLayerMeanField(AbstractParticleModel):
-    """A two-layer mean-field network f(x) = (1/M) Σ_j u_j σ(γ w_jᵀx + b_j), particles of mass 1/M.
-
-    **Arguments:**
-
-    - `in_dim`, `out_dim`: d_in, d_out. `particles`: M ≥ 1. `key`: a `jax.random` key.
-    - `activation`: as for `MeanFieldResNet`. `init_scale`: s in u ~ N(0, s² I),
-      w ~ N(0, s² I/d_in),
-      b ~ N(0, s²). `positions`: given particles (u (M, d_out), w (M, d_in), b (M,)) or a sampler.
-    - `bias`, `input_scale`: as for `MeanFieldResNet`.
-
-    Not layered: use `geometry="wasserstein"` (θ_j' = −M ∂F/∂θ_j = −∇_θ δF/δμ(θ_j)).
-    """
-
-    u: Float[Array, "M d_out"]
-    w: Float[Array, "M d_in"]
-    b: Float[Array, " M"]
-    activation: str = eqx.field(static=True)
-    bias: bool = eqx.field(static=True)
-    input_scale: float = eqx.field(static=True)
-
-    def __init__(
-        self,
-        in_dim: int,
-        particles: int,
-        out_dim: int,
-        key=None,
-        activation: str = "tanh",
-        init_scale: float = 1.0,
-        positions=None,
-        *,
-        bias: bool = True,
-        input_scale: float = 1.0,
-    ):
-        in_dim = _positive_int("in_dim", in_dim)
-        out_dim = _positive_int("out_dim", out_dim)
-        particles = _positive_int("particles", particles)
-        check_choice("activation", activation, ACTIVATIONS)
-        check(
-            isinstance(init_scale, int | float) and np.isfinite(init_scale) and init_scale >= 0,
-            "init_scale",
-            init_scale,
-            "a non-negative number",
-        )
-        check(
-            isinstance(input_scale, int | float) and np.isfinite(input_scale) and input_scale > 0,
-            "input_scale",
-            input_scale,
-            "a positive number",
-        )
-        if positions is None or callable(positions):
-            check(key is not None, "key", key, "a jax.random key (or pass positions=)")
-            if positions is None:
-                ku, kw, kb = jax.random.split(key, 3)
-                s = float(init_scale)
-                u = s * jax.random.normal(ku, (particles, out_dim))
-                w = s / np.sqrt(in_dim) * jax.random.normal(kw, (particles, in_dim))
-                b = s * jax.random.normal(kb, (particles,))
-            else:
-                u, w, b = positions(key, (particles,), (in_dim, out_dim))
-                u, w, b = (jnp.asarray(a, dtype=float) for a in (u, w, b))
-        else:
-            u, w, b = _positions_from(positions, (particles,), in_dim)
-        expected = {"u": (particles, out_dim), "w": (particles, in_dim), "b": (particles,)}
-        for name, arr in (("u", u), ("w", w), ("b", b)):
-            if arr.shape != expected[name]:
-                raise ConfigError(
-                    f"positions.{name}", arr.shape, f"an array of shape {expected[name]}"
-                )
-        self.u, self.w, self.b = u, w, b
-        self.activation = activation
-        self.bias = bool(bias)
-        self.input_scale = float(input_scale)
-
-    @property
-    def in_dim(self) -> int:
-        return self.w.shape[-1]
-
-    @property
-    def out_dim(self) -> int:
-        return self.u.shape[-1]
-
-    @property
-    def particles(self) -> int:
-        return self.u.shape[-2]
-
-    def particle_positions(self) -> Float[Array, "M p"]:
-        parts = [self.u, self.w] + ([self.b[..., None]] if self.bias else [])
-        return jnp.concatenate(parts, axis=-1)
-
-    def trainable(self):
-        spec = jtu.tree_map(eqx.is_inexact_array, self)
-        if not self.bias:
-            spec = eqx.tree_at(lambda m: m.b, spec, False)
-        return spec
-
-    def masses(self):
-        return masses_like(self, 1.0 / self.particles)
-
-    def __call__(self, x: Inputs) -> Outputs:
-        a = ACTIVATIONS[self.activation](self.input_scale * (x @ self.w.T) + self.b)
-        return a @ self.u / self.particles
-
-
-def gaussian_positions(key, shape: tuple[int, ...], dim: int, scale: float):
-    """The default initial measure: u ~ N(0, s² I_q), w ~ N(0, s² I_q/q), b ~ N(0, s²), i.i.d.
-
-    Returns (u, w, b) of shapes shape + (q,), shape + (q,), shape.
-    """
-    ku, kw, kb = jax.random.split(key, 3)
-    s = float(scale)
-    u = s * jax.random.normal(ku, shape + (dim,))
-    w = s / np.sqrt(dim) * jax.random.normal(kw, shape + (dim,))
-    b = s * jax.random.normal(kb, shape)
-    return u, w, b

@@ -2,8 +2,8 @@
 
     H(0) = A x,   H'(s) = (1/√m) V(s) σ(W(s) H(s)/√q),  s ∈ [0, 1],   f(x) = B H(1),
 
-with the same scalings as `ResNet` (whose step 1/L supplies the 1/L), and the weights V(s), W(s)
-interpolating L nodes V_1..V_L, W_1..W_L:
+with the same scalings as `ResNet` (whose step 1/L supplies the 1/L; `normalise=False` drops
+the 1/√m and 1/√q), and the weights V(s), W(s) interpolating L nodes V_1..V_L, W_1..W_L:
 
 - `interpolation="constant"`: V(s) = V_{k+1} on [k/L, (k+1)/L). The ResNet is exactly the explicit
   Euler scheme (step 1/L) of this ODE.
@@ -19,28 +19,22 @@ node). The global error is then a few times the tolerance. Gradients go through 
 
 from __future__ import annotations
 
+from typing import final
+
 import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from .._custom_types import Array, Float, Inputs, Outputs
-from .._validation import check, check_choice
-from ._base import AbstractLayeredModel
-from .resnet import (
-    ACTIVATIONS,
-    check_frozen,
-    check_stacked,
-    embedding_matrices,
-    residual_masses,
-    residual_trainable,
-)
+from .._validation import check_choice, positive, positive_int
+from ._residual import AbstractResidualNetwork
 
 INTERPOLATIONS = ("linear", "constant")
 
 
-class NeuralODE(AbstractLayeredModel):
+@final
+class NeuralODE(AbstractResidualNetwork):
     """A neural ODE with depth-dependent weights given at L nodes (see the module docstring).
 
     **Arguments:**
@@ -52,24 +46,16 @@ class NeuralODE(AbstractLayeredModel):
     - `interpolation`: 'linear' (default) or 'constant'.
     - `rtol`, `atol`: the solver's tolerances (default 1e-10 each).
     - `max_steps`: step budget of each interval's solve.
-    - `train_embedding`, `frozen`: as for `ResNet`.
+    - `train_embedding`, `frozen`, `normalise`: as for `ResNet`.
 
     Build one from a network with `resnet.ode_limit(interpolation=...)`. Masses are 1/L per node,
     as for the ResNet, so the two flows can be compared in the same geometry.
     """
 
-    V: Float[Array, "L q m"]
-    W: Float[Array, "L m q"]
-    A: Float[Array, "q d"] | None
-    B: Float[Array, "dp q"] | None
-    io_dims: tuple[int, int] = eqx.field(static=True)
-    activation: str = eqx.field(static=True)
     interpolation: str = eqx.field(static=True)
     rtol: float = eqx.field(static=True)
     atol: float = eqx.field(static=True)
     max_steps: int = eqx.field(static=True)
-    train_embedding: bool = eqx.field(static=True)
-    frozen: tuple[str, ...] = eqx.field(static=True)
 
     def __init__(
         self,
@@ -85,17 +71,8 @@ class NeuralODE(AbstractLayeredModel):
         max_steps=4096,
         train_embedding=False,
         frozen=(),
+        normalise=True,
     ):
-        check_choice("activation", activation, ACTIVATIONS)
-        check_choice("interpolation", interpolation, INTERPOLATIONS)
-        check(np.isfinite(rtol) and rtol > 0, "rtol", rtol, "a positive number")
-        check(np.isfinite(atol) and atol > 0, "atol", atol, "a positive number")
-        check(
-            isinstance(max_steps, int) and max_steps >= 1,
-            "max_steps",
-            max_steps,
-            "a positive integer",
-        )
         self.V, self.W = jnp.asarray(V, dtype=float), jnp.asarray(W, dtype=float)
         self.A = None if A is None else jnp.asarray(A, dtype=float)
         self.B = None if B is None else jnp.asarray(B, dtype=float)
@@ -105,43 +82,17 @@ class NeuralODE(AbstractLayeredModel):
         self.io_dims = tuple(int(d) for d in io_dims)
         self.activation = activation
         self.interpolation = interpolation
-        self.rtol, self.atol = float(rtol), float(atol)
-        self.max_steps = int(max_steps)
+        self.rtol, self.atol = positive("rtol", rtol), positive("atol", atol)
+        self.max_steps = max_steps
         self.train_embedding = bool(train_embedding)
-        self.frozen = check_frozen(frozen)
+        self.frozen = tuple(frozen) if isinstance(frozen, tuple | list) else frozen
+        self.normalise = normalise
 
     def __check_init__(self):
-        check_stacked(self.V, self.W, *embedding_matrices(self))
-
-    @property
-    def depth(self) -> int:
-        """Number of nodes L."""
-        return self.V.shape[-3]
-
-    @property
-    def dim(self) -> int:
-        return self.V.shape[-2]
-
-    @property
-    def width(self) -> int:
-        return self.V.shape[-1]
-
-    @property
-    def in_dim(self) -> int:
-        return self.io_dims[0]
-
-    @property
-    def out_dim(self) -> int:
-        return self.io_dims[1]
-
-    def trainable(self):
-        return residual_trainable(self)
-
-    def masses(self):
-        return residual_masses(self)
-
-    def layer_weights(self) -> dict[str, Array]:
-        return {"V": self.V, "W": self.W}
+        check_choice("interpolation", self.interpolation, INTERPOLATIONS)
+        positive("rtol", self.rtol)
+        positive("atol", self.atol)
+        positive_int("max_steps", self.max_steps)
 
     def _segments(self):
         """(start, end) node weights of each interval [k/L, (k+1)/L], k = 0..L−1."""
@@ -164,8 +115,9 @@ class NeuralODE(AbstractLayeredModel):
     def _solve_interval(self, h, segment):
         (v0, v1, w0, w1, k) = segment
         depth = self.depth
-        sigma = ACTIVATIONS[self.activation]
-        c_out, c_in = 1.0 / np.sqrt(self.width), 1.0 / np.sqrt(self.dim)
+        sigma = self.sigma()
+        root_m, root_q = self.root_sizes()
+        c_out, c_in = 1.0 / root_m, 1.0 / root_q
         t0 = k / depth
         t1 = (k + 1) / depth
 
@@ -195,5 +147,5 @@ class NeuralODE(AbstractLayeredModel):
         return h1
 
     def __call__(self, x: Inputs) -> Outputs:
-        a, b = embedding_matrices(self)
+        a, b = self.embedding_matrices()
         return self.flow_map(x @ a.T) @ b.T
