@@ -76,3 +76,19 @@ def quick_experiment(once_per_session):
         return folder, summary
 
     return get
+
+
+@pytest.fixture
+def fake_experiment():
+    """Registers the test-only experiment `test-fake` (tests/fake_experiment.py) for one test;
+    yields its module (CALLS records what it computed)."""
+    import fake_experiment as fake
+
+    from gradflow.experiments import REGISTRY, register
+
+    fake.CALLS.clear()
+    register(fake.NAME, "a fake experiment for the run-folder tests", fake.FakeConfig)(fake.run)
+    try:
+        yield fake
+    finally:
+        REGISTRY.pop(fake.NAME, None)

@@ -113,20 +113,15 @@ def describe(name: str = typer.Argument(..., help="experiment name (see `gradflo
     except ConfigError as err:
         _fail(str(err), 2)
     exp = get_experiment(name)
-    table = Table(
-        "key",
-        "type",
-        "default",
-        "quick",
-        "tiny",
-        "meaning",
-        title=f"{name}: {exp.description}",
-        title_justify="left",
-        show_lines=False,
-    )
+    table = Table(title=f"{name}: {exp.description}", title_justify="left")
+    for column in ("key", "type", "default", "quick", "tiny"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("meaning")
     for row in rows:
         table.add_row(*(row[k] for k in ("key", "type", "default", "quick", "tiny", "meaning")))
-    console.print(table, markup=False, highlight=False)
+    # In a pipe, one row per line (a table 80 columns wide would wrap every meaning).
+    out = console if console.is_terminal else Console(width=max(console.width, 240))
+    out.print(table, markup=False, highlight=False)
 
 
 def _print_effective(effective, folder: Path) -> None:
@@ -176,6 +171,7 @@ def run(
     ),
 ) -> None:
     """Run a named experiment and write its run folder."""
+    from . import _interrupt
     from ._errors import ConfigError, DivergenceError, RunInterrupted, SolverError
     from .runs import _runner
     from .runs._signals import exit_code
@@ -218,6 +214,11 @@ def run(
     except (DivergenceError, SolverError) as err:
         _fail(f"{type(err).__name__}: {err} (partial results kept in {folder})", 1)
     except RunInterrupted as err:
+        if not getattr(err, "started", True):
+            _interrupt.clear()
+            _fail(
+                f"interrupted by {err} before the run started: nothing written", exit_code(str(err))
+            )
         _fail(
             f"interrupted by {err}: results so far kept in {folder} (status interrupted); "
             f"continue with: gradflow run --resume --out {folder}",
@@ -225,6 +226,7 @@ def run(
         )
     except OSError as err:
         _fail(f"cannot write the run folder {folder}: {_os_error(err)}", 1)
+    _interrupt.clear()  # a signal after the run ended changes nothing: it is complete
     # A path is printed as is: on one line whatever the console width (pipes: 80 columns), and
     # never read as rich markup.
     console.print(f"run folder: {folder}", soft_wrap=True, markup=False)
@@ -256,13 +258,55 @@ def report(folder: str = typer.Argument(..., help="a run folder")) -> None:
     console.print(f"report: {path.resolve()}", soft_wrap=True, markup=False)
 
 
+def _on_signal(number, frame) -> None:
+    """SIGINT / SIGTERM outside a run (a run installs its own handlers, `gradflow.runs._signals`):
+    never raise (an exception from a handler can land anywhere, e.g. in a JAX garbage-collection
+    callback); record it, so that a run about to start does not, and a command that is running
+    ends with 130 / 143. A second one ends the process at once."""
+    import os
+    import signal
+
+    from . import _interrupt
+
+    name = signal.Signals(number).name
+    if _interrupt.requested():
+        os.write(2, f"error: {name}: stopped at once\n".encode())
+        os._exit(128 + number)
+    _interrupt.request(name)
+
+
 def main() -> None:
-    """The console script: `app()`, with Ctrl-C outside a run giving one line (exit 130)."""
+    """The console script: `app()`, with `_on_signal` outside runs. A signal that arrived while a
+    command other than a run was working ends it with one line and 130 / 143. Once the command
+    is done the process ends at once (`os._exit`, after flushing): every file is written and
+    closed, and the interpreter's teardown of the JAX runtime is skipped."""
+    import os
+    import signal
+
+    from . import _interrupt
+    from ._errors import RunInterrupted
+    from .runs._signals import exit_code
+
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, _on_signal)
+    code = 0
     try:
         app()
-    except KeyboardInterrupt:
-        err_console.print("error: interrupted", highlight=False)
-        sys.exit(130)
+    except SystemExit as done:
+        code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+    except KeyboardInterrupt:  # typer turns it into exit 130; kept for safety
+        _interrupt.request("SIGINT")
+    try:
+        _interrupt.check()
+    except RunInterrupted as err:
+        err_console.print(f"error: interrupted by {err}", highlight=False)
+        code = code or exit_code(str(err))
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError, RuntimeError):
+            pass
+    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -241,5 +241,7 @@ def _check_type(name: str, value: Any, annotation) -> None:
         return
     if not isinstance(value, tuple) or not all(_scalar_ok(v, item) for v in value):
         raise ConfigError(name, shown(value), accepted_form(annotation))
+    if not value:  # every list field needs at least one item
+        raise ConfigError(name, [], "a non-empty " + accepted_form(annotation).removeprefix("a "))
     if not all(_finite(v) for v in value):
         raise ConfigError(name, shown(value), "a list of finite numbers")

@@ -896,7 +896,7 @@ class ReluConfig(ExperimentConfig):
     2L (d = q = m = 1, V_k = 1 fixed), one sample (x, Cx), w_k(0) = (−1)^k/(2L)."""
 
     QUICK = dict(halves=(2, 8), horizon=30.0)
-    TINY = dict(halves=(2, 4), horizon=5.0)
+    TINY = dict(halves=(1, 2), horizon=5.0, activations=("relu",))
 
     halves: tuple[int, ...] = param(
         (2, 4, 8, 16, 32, 64, 128),

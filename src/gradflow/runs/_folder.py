@@ -80,23 +80,16 @@ class RunFolder:
             raise RunFolderError(self.path, f"cannot be created ({err.strerror})") from None
         if not os.access(self.path, os.W_OK | os.X_OK):
             raise RunFolderError(self.path, "is not writable")
+        try:
+            if mode == "resume" and self.state() is None:  # refused before any lock file
+                self._check(mode, None)
+        except OSError as err:
+            raise RunFolderError(self.path, f"cannot be used ({err.strerror})") from None
         self._lock()
         try:
             state = self.state()
-            if mode == "resume":
-                if state is None:
-                    raise RunFolderError(self.path, "holds no run to resume (no config.json)")
-                if state["status"] == "ok":
-                    raise RunFolderError(
-                        self.path, "the run is already complete (status ok): nothing to resume"
-                    )
-            elif state is not None:
-                if mode != "overwrite":
-                    raise RunFolderError(
-                        self.path,
-                        f"already holds a run (status {state['status']}); use --overwrite to "
-                        "replace it or --resume to continue it",
-                    )
+            self._check(mode, state)
+            if state is not None and mode == "overwrite":
                 self.clear()
             _files.remove_temporaries(self.path)
             _files.remove_temporaries(self.path / CHECKPOINTS)
@@ -108,6 +101,22 @@ class RunFolder:
         except BaseException:
             self.close()
             raise
+
+    def _check(self, mode: str, state: dict | None) -> None:
+        """Refuse what `mode` cannot do with a folder in `state`."""
+        if mode == "resume":
+            if state is None:
+                raise RunFolderError(self.path, "holds no run to resume (no config.json)")
+            if state["status"] == "ok":
+                raise RunFolderError(
+                    self.path, "the run is already complete (status ok): nothing to resume"
+                )
+        elif state is not None and mode != "overwrite":
+            raise RunFolderError(
+                self.path,
+                f"already holds a run (status {state['status']}); use --overwrite to "
+                "replace it or --resume to continue it",
+            )
 
     def _lock(self) -> None:
         try:

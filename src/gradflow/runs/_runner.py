@@ -99,7 +99,11 @@ def read_config(folder, expected: str | None = None) -> EffectiveConfig:
 
 
 def _execute(folder: Path, mode: str, view, effective=None, expected=None):
-    _interrupt.clear()
+    try:
+        _interrupt.check()  # a signal before the run started (the CLI's handlers record it)
+    except RunInterrupted as err:
+        err.started = False
+        raise
     resume_hint = f"gradflow run --resume --out {folder}"
     guard = SignalGuard(
         notify=view.log if view is not None else None,
