@@ -106,8 +106,11 @@ def _stderr_problem(stderr: str, expect_line: bool) -> str:
     return ""
 
 
-def trial(name: str, sig: str, delay: float, workdir: Path, ref: Reference) -> Trial:
-    """One trial: start the run, signal it after `delay` s (twice for 'SIGTERMx2'), check."""
+def trial(
+    name: str, sig: str, delay: float, workdir: Path, ref: Reference, during: bool = False
+) -> Trial:
+    """One trial: start the run, signal it after `delay` s (twice for 'SIGTERMx2'), check.
+    With `during`, the delay counts from the moment the run folder's config.json appears."""
     folder = workdir / f"trial-{name}-{sig}-{delay:.2f}-{random.getrandbits(32):08x}"
     proc = subprocess.Popen(
         [*gradflow_command(), "run", name, "--set", "preset=tiny", "--out", str(folder)],
@@ -115,6 +118,12 @@ def trial(name: str, sig: str, delay: float, workdir: Path, ref: Reference) -> T
         stderr=subprocess.PIPE,
         text=True,
     )
+    if during:
+        deadline = time.perf_counter() + 120
+        while not (folder / "config.json").exists() and proc.poll() is None:
+            if time.perf_counter() > deadline:
+                break
+            time.sleep(0.02)
     time.sleep(delay)
     signalled = proc.poll() is None
     sent_at = time.perf_counter()
@@ -177,8 +186,10 @@ def inject(
     workdir: Path,
     double: bool = False,
     log=print,
+    during: bool = False,
 ) -> list[Trial]:
-    """Run `trials` trials cycling over `experiments`; returns them."""
+    """Run `trials` trials cycling over `experiments`; returns them. With `during`, every signal
+    is sent while the run is working (a random time after its folder appears)."""
     rng = random.Random(seed)
     refs: dict[str, Reference] = {}
     results = []
@@ -189,8 +200,13 @@ def inject(
             log(f"reference {name}: {refs[name].seconds:.1f} s")
         kinds = ["SIGKILL", "SIGTERM", "SIGINT"] + (["SIGTERMx2"] if double else [])
         sig = kinds[i % len(kinds)] if trials >= len(kinds) else rng.choice(kinds)
-        delay = rng.uniform(0.3, refs[name].seconds)
-        result = trial(name, sig, delay, workdir, refs[name])
+        # the command's start-up (imports, validation) takes ~2 s of the reference's time
+        delay = (
+            rng.uniform(0.0, 0.6 * refs[name].seconds - 1.0)
+            if during
+            else (rng.uniform(0.3, refs[name].seconds))
+        )
+        result = trial(name, sig, max(delay, 0.0), workdir, refs[name], during)
         log(
             f"{i + 1:3d} {name:18s} {sig:9s} at {delay:5.2f} s: {result.outcome}"
             + ("" if result.ok else f"  FAILED: {result.detail}")
@@ -205,6 +221,9 @@ def main(argv=None) -> int:
     parser.add_argument("--experiments", default="", help="comma-separated (default: all)")
     parser.add_argument("--seed", type=int, default=int(time.time()))
     parser.add_argument("--double", action="store_true", help="also SIGTERM twice")
+    parser.add_argument(
+        "--during", action="store_true", help="signal only while the run works (not at start-up)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the run folders")
     args = parser.parse_args(argv)
     if args.experiments:
@@ -216,7 +235,9 @@ def main(argv=None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="gradflow-faults-"))
     print(f"seed {args.seed}, {args.trials} trials, folders in {workdir}")
     try:
-        results = inject(experiments, args.trials, args.seed, workdir, args.double)
+        results = inject(
+            experiments, args.trials, args.seed, workdir, args.double, during=args.during
+        )
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -56,7 +56,9 @@ def test_every_preset_is_valid_and_only_sets_fields(name, preset):
     assert set(cls.preset_values(preset)) <= fields
     effective = effective_config(name, {"preset": preset})
     assert effective.preset == preset and effective.user_keys == ()
-    for key, value in cls.preset_values(preset).items():
+    declared = {"full": {}, "quick": cls.QUICK, "tiny": cls.TINY}[preset]
+    assert cls.preset_values(preset) == declared
+    for key, value in declared.items():
         assert getattr(effective.config, key) == value
 
 

@@ -1,6 +1,6 @@
 """Fault injection (issue 8, item 4), the short version of `make test-faults`: three real
 `gradflow run resnet-relu --set preset=tiny` subprocesses killed by SIGKILL, SIGTERM and SIGINT
-at random times; each folder is complete or resumable, and `--resume` completes it to exactly
+at random times while they work; each folder is complete or resumable, and `--resume` completes it to exactly
 the numbers of an uninterrupted run (scripts/fault_injection.py). About 45 s: the tiny run is
 ~9 s, mostly compilation, run 1 + 3 + (up to) 3 times. Also: a second signal ends a run at once,
 even in the middle of a long XLA computation (the signal watcher, ~3 s)."""
@@ -30,10 +30,14 @@ def load_script():
 def test_three_killed_runs_are_complete_or_resume_to_the_same_numbers(tmp_path):
     faults = load_script()
     lines = []
-    results = faults.inject(["resnet-relu"], trials=3, seed=8, workdir=tmp_path, log=lines.append)
+    results = faults.inject(
+        ["resnet-relu"], trials=3, seed=8, workdir=tmp_path, log=lines.append, during=True
+    )
     assert [r.signal for r in results] == ["SIGKILL", "SIGTERM", "SIGINT"]
     failed = [r for r in results if not r.ok]
     assert not failed, "\n".join(lines)
+    # signalled while working: the SIGKILLed run at least was resumed (not run again afresh)
+    assert "resumed" in results[0].outcome, "\n".join(lines)
 
 
 def test_the_script_reports_counts_per_outcome(tmp_path, monkeypatch, capsys):

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 import gradflow as gf
 from gradflow.experiments import PRESETS, REGISTRY, effective_config
 from gradflow.experiments._checks import choices_of
-from gradflow.experiments._parse import _item_type, _optional_inner, to_text
+from gradflow.experiments._parse import _item_type, _optional_inner, parse_text, to_text
 
 NAMES = sorted(REGISTRY)
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -166,6 +166,25 @@ def test_valid_values_are_accepted_as_given(name, data):
         assert effective.config == base and effective.user_keys == (field.name,)
     seed = data.draw(st.integers(min_value=0, max_value=2**63 - 1), label="seed")
     assert effective_config(name, {"preset": preset, "seed": str(seed)}).config.seed == seed
+
+
+FINITE = st.floats(allow_nan=False, allow_infinity=False)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    value=st.one_of(
+        FINITE.map(lambda x: (float, x)),
+        st.integers(min_value=-(2**70), max_value=2**70).map(lambda x: (int, x)),
+        st.lists(FINITE, min_size=1, max_size=5).map(lambda x: (tuple[float, ...], tuple(x))),
+        st.lists(st.integers(), min_size=1, max_size=5).map(lambda x: (tuple[int, ...], tuple(x))),
+        st.none().map(lambda x: (float | None, x)),
+        st.booleans().map(lambda x: (bool, x)),
+    )
+)
+def test_the_set_text_of_a_value_parses_back_to_it_exactly(value):
+    annotation, x = value
+    assert parse_text("key", to_text(x), annotation) == x
 
 
 @settings(max_examples=3, deadline=None, suppress_health_check=list(HealthCheck))
