@@ -7,7 +7,7 @@ TEST_STAMP := $(VENV)/.installed-test
 BENCH_STAMP := $(VENV)/.installed-bench
 DEMO_OUT ?= runs/deep-linear
 
-.PHONY: demo test test-fast bench lint clean
+.PHONY: demo test test-fast test-faults bench lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,11 @@ test: $(TEST_STAMP)
 test-fast: $(TEST_STAMP)
 	$(BIN)/python -m pytest -n 2 -m "not slow"
 
+## test-faults: kill tiny runs at random times; every folder must be complete or resume to the same numbers
+FAULT_TRIALS ?= 24
+test-faults: $(TEST_STAMP)
+	MPLBACKEND=Agg $(BIN)/python scripts/fault_injection.py --trials $(FAULT_TRIALS) --double
+
 ## bench: the comparative benchmarks (installs the peers: PyTorch CPU, torchdiffeq)
 bench: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/deep_linear.py
@@ -44,8 +49,8 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/mean_field.py
 
 lint: $(TEST_STAMP)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff format --check src tests benchmarks scripts
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

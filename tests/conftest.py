@@ -119,3 +119,19 @@ def compile_counter(monkeypatch):
     """A `CompileCounter` (use as a context manager): traces of `GradientFlowProblem`'s gradient
     and XLA compilations while it is active."""
     return CompileCounter(monkeypatch)
+
+
+@pytest.fixture
+def fake_experiment():
+    """Registers the test-only experiment `test-fake` (tests/fake_experiment.py) for one test;
+    yields its module (CALLS records what it computed)."""
+    import fake_experiment as fake
+
+    from gradflow.experiments import REGISTRY, register
+
+    fake.CALLS.clear()
+    register(fake.NAME, "a fake experiment for the run-folder tests", fake.FakeConfig)(fake.run)
+    try:
+        yield fake
+    finally:
+        REGISTRY.pop(fake.NAME, None)

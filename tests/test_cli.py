@@ -103,7 +103,33 @@ INVALID = {
         ["run", "deep-linear", "--set", "wdith=3"],
         ["--set", "'wdith'", *DEEP_LINEAR_KEYS],
     ),
-    "depth 0": (["run", "deep-linear", "--set", "depth=0"], ["depth=0", "a positive integer"]),
+    "depth 0": (["run", "deep-linear", "--set", "depth=0"], ["depth=0", "an integer ≥ 2"]),
+    "dim 0": (["run", "deep-linear", "--set", "dim=0"], ["dim=0", "a positive integer"]),
+    "seed beyond 64 bits": (
+        ["run", "deep-linear", "--set", f"seed={2**64}"],
+        [f"seed={2**64}", "between 0 and 9223372036854775807"],
+    ),
+    "dim too large": (["run", "deep-linear", "--set", "dim=50000"], ["dim=50000"]),
+    "n beyond memory": (
+        ["run", "deep-linear", "--set", "n=1000000000"],
+        ["n=1000000000", "estimated memory", "fits in this machine's"],
+    ),
+    "depth under quick": (  # u0 = ε^H underflowed and the error named an internal 'u0'
+        ["run", "deep-linear", "--set", "quick=true", "--set", "depth=100000"],
+        ["depth=100000"],
+    ),
+    "lojasiewicz solver": (  # checked only after ~5 s of work before
+        ["run", "lojasiewicz", "--set", "solver=rk4"],
+        ["solver='rk4'", "'tsit5'"],
+    ),
+    "lojasiewicz controller": (
+        ["run", "lojasiewicz", "--set", "controller=fast"],
+        ["controller='fast'", "'integral'", "'pid'"],
+    ),
+    "unknown preset": (
+        ["run", "deep-linear", "--set", "preset=huge"],
+        ["preset='huge'", "'full'", "'quick'", "'tiny'"],
+    ),
     "depth 1": (["run", "deep-linear", "--set", "depth=1"], ["depth=1", "≥ 2"]),
     "depth not an integer": (
         ["run", "deep-linear", "--set", "depth=abc"],
@@ -155,10 +181,10 @@ def test_report_on_a_folder_without_config_exits_2(tmp_path):
 
 
 def test_subprocess_invalid_input_exits_2_with_one_line(tmp_path):
-    proc = run_subprocess("run", "deep-linear", "--set", "depth=0", "--out", "x", cwd=tmp_path)
+    proc = run_subprocess("run", "deep-linear", "--set", "dim=0", "--out", "x", cwd=tmp_path)
     assert proc.returncode == 2, proc.stderr
     assert proc.stdout == ""
-    assert proc.stderr.splitlines() == ["error: invalid depth=0: accepted a positive integer"]
+    assert proc.stderr.splitlines() == ["error: invalid dim=0: accepted a positive integer"]
     assert not (tmp_path / "x").exists()
 
 
@@ -192,9 +218,12 @@ def test_run_writes_the_run_folder(quick_run):
     folder, _ = quick_run
     for name in ("config.json", "summary.json", "metrics.parquet", "trajectory.nc"):
         assert (folder / name).is_file(), name
-    config = json.loads((folder / "config.json").read_text())
-    assert config["experiment"] == "deep-linear"
-    assert config["quick"] is True and config["seed"] == 0 and config["depth"] == 3
+    record = json.loads((folder / "config.json").read_text())
+    assert record["experiment"] == "deep-linear" and record["preset"] == "quick"
+    assert record["set_by_user"] == []
+    config = record["config"]  # the configuration that ran: quick's dim 4, not the default 8
+    assert config["seed"] == 0 and config["depth"] == 3 and config["dim"] == 4
+    assert config["singular_values"] == [3.0, 1.8, 1.0, 0.6] and config["n"] == 64
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["experiment"] == "deep-linear" and summary["status"] == "ok"
     assert summary["wall_time_s"] > 0
@@ -249,7 +278,7 @@ def test_diverging_run_exits_1_and_keeps_the_last_finite_state(quick_run, tmp_pa
     summary = json.loads((out / "summary.json").read_text())
     assert summary["experiment"] == "deep-linear" and summary["status"] == "failed"
     assert summary["error"].startswith("DivergenceError: ")
-    assert json.loads((out / "config.json").read_text())["gd_lr"] == 1.0
+    assert json.loads((out / "config.json").read_text())["config"]["gd_lr"] == 1.0
 
     traj = gf.Trajectory.load(out / "trajectory.nc")
     assert traj.info["kind"] == "descent" and traj.info["lr"] == 1.0

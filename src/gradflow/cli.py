@@ -1,16 +1,28 @@
-"""The `gradflow` command: `gradflow list`, `gradflow run NAME [--set k=v ...] [--out DIR]`,
-`gradflow report DIR`. Invalid input prints one line and exits 2; a run that fails prints one line,
-keeps its partial results in the run folder and exits 1."""
+"""The `gradflow` command: `gradflow list`, `gradflow describe NAME`,
+`gradflow run NAME [--set k=v ...] [--out DIR] [--overwrite | --resume] [--dry-run]`,
+`gradflow report DIR`.
+
+Exit codes: 0 success; 1 a run that failed (diverged, stopped early, incomplete, could not write
+its files: partial results kept); 2 invalid input or a run folder that cannot be used (one line,
+nothing written); 130 / 143 a run interrupted by SIGINT / SIGTERM (resumable). Every error is one
+line on stderr, never a traceback.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import sys
 from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
@@ -18,22 +30,38 @@ err_console = Console(stderr=True, log_path=False)
 console = Console()
 
 
-class _RichProgress:
-    """The experiments' `Progress`, shown with rich."""
+class _RichView:
+    """The run's `ProgressView`, shown with rich on stderr: elapsed time and ETA per task."""
 
     def __init__(self, progress: Progress):
         self._progress = progress
 
-    @contextlib.contextmanager
-    def task(self, description: str, total: int | None = None):
-        task_id = self._progress.add_task(description, total=total)
-        try:
-            yield lambda n=1: self._progress.advance(task_id, n)
-        finally:
-            self._progress.update(task_id, visible=False)
+    def start(self, description: str, total: int | None):
+        return self._progress.add_task(description, total=total)
+
+    def advance(self, handle, n: int) -> None:
+        self._progress.advance(handle, n)
+
+    def stop(self, handle) -> None:
+        self._progress.update(handle, visible=False)
 
     def log(self, message: str) -> None:
-        self._progress.console.log(message)
+        self._progress.console.log(message, markup=False, highlight=False)
+
+
+def _progress_bar() -> Progress:
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("elapsed"),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
+        disable=not err_console.is_terminal,  # pipes get the log lines and the result only
+    )
 
 
 def _fail(message: str, code: int) -> None:
@@ -43,6 +71,11 @@ def _fail(message: str, code: int) -> None:
     message = " ".join(str(message).split())  # one line, whatever the message holds
     err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+def _os_error(err: OSError) -> str:
+    where = f" ({err.filename})" if getattr(err, "filename", None) else ""
+    return f"{err.strerror or type(err).__name__}{where}"
 
 
 def _parse_sets(sets: list[str]) -> dict[str, str]:
@@ -69,57 +102,211 @@ def list_experiments() -> None:
 
 
 @app.command()
-def run(
-    name: str = typer.Argument(..., help="experiment name (see `gradflow list`)"),
-    set_: list[str] = typer.Option([], "--set", help="override a config field: key=value"),
-    out: Path = typer.Option(None, "--out", help="run folder (default runs/NAME)"),
-) -> None:
-    """Run a named experiment and write its run folder."""
-    from ._errors import ConfigError, DivergenceError, SolverError
-    from .experiments import make_config, run_experiment
+def describe(name: str = typer.Argument(..., help="experiment name (see `gradflow list`)")) -> None:
+    """List every `--set` key of an experiment: type, default, quick and tiny values, meaning."""
+    from ._errors import ConfigError
+    from .experiments import describe as rows_of
+    from .experiments import get_experiment
 
     try:
-        overrides = _parse_sets(set_)
-        make_config(name, overrides)  # invalid input fails here, before any output
-        with Progress(
-            TextColumn("[progress.description]{task.description}"),
-            BarColumn(),
-            TextColumn("{task.completed}/{task.total}"),
-            TimeElapsedColumn(),
-            console=err_console,
-            transient=True,
-        ) as bar:
-            folder, result = run_experiment(name, overrides, out, _RichProgress(bar))
+        rows = rows_of(name)
+    except ConfigError as err:
+        _fail(str(err), 2)
+    exp = get_experiment(name)
+    table = Table(title=f"{name}: {exp.description}", title_justify="left")
+    for column in ("key", "type", "default", "quick", "tiny"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("meaning")
+    for row in rows:
+        table.add_row(*(row[k] for k in ("key", "type", "default", "quick", "tiny", "meaning")))
+    # In a pipe, one row per line (a table 80 columns wide would wrap every meaning).
+    out = console if console.is_terminal else Console(width=max(console.width, 240))
+    out.print(table, markup=False, highlight=False)
+
+
+def _print_effective(effective, folder: Path) -> None:
+    """The effective configuration, field by field, with where each value comes from."""
+    from .experiments._config import _fmt_bytes, physical_memory
+    from .experiments._parse import to_text
+
+    config = effective.config
+    sources = effective.sources()
+    table = Table("key", "value", "from", box=None)
+    for key, source in sources.items():
+        table.add_row(key, to_text(getattr(config, key)), source)
+    console.print(
+        f"experiment {effective.experiment}, preset {effective.preset}; would write {folder}",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+    console.print(table, markup=False, highlight=False)
+    estimate, limit = config.estimated_bytes(), physical_memory()
+    if estimate is not None:
+        console.print(
+            f"estimated memory {_fmt_bytes(estimate)} of {_fmt_bytes(limit or float('nan'))}",
+            markup=False,
+            highlight=False,
+        )
+
+
+@app.command()
+def run(
+    name: str = typer.Argument(None, help="experiment name (see `gradflow list`)"),
+    set_: list[str] = typer.Option(
+        [],
+        "--set",
+        help="a config value: key=value (`gradflow describe NAME` lists the keys; "
+        "preset=quick|tiny|full)",
+    ),
+    out: str = typer.Option(None, "--out", help="run folder (default runs/NAME)"),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="replace the run the folder holds (only gradflow's files)"
+    ),
+    resume: bool = typer.Option(
+        False, "--resume", help="continue the interrupted run in --out with its config.json"
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="validate and print the effective configuration; run nothing"
+    ),
+) -> None:
+    """Run a named experiment and write its run folder."""
+    from . import _interrupt
+    from ._errors import ConfigError, DivergenceError, RunInterrupted, SolverError
+    from .runs import _runner
+    from .runs._signals import exit_code
+
+    folder = out
+    try:
+        if resume:
+            if set_:
+                raise ConfigError(
+                    "--set",
+                    " ".join(set_),
+                    "no --set with --resume (the run "
+                    "continues with the configuration in its config.json)",
+                )
+            if overwrite:
+                raise ConfigError("--overwrite", True, "not with --resume")
+            if out is None and name is None:
+                raise ConfigError("--out", None, "the folder of the run to resume")
+            folder = out if out is not None else _runner.default_folder(name)
+            if dry_run:
+                effective = _runner.read_config(folder, name)
+                _print_effective(effective, folder)
+                return
+            with _progress_bar() as bar:
+                folder, result = _runner.resume_experiment(folder, name, _RichView(bar))
+        else:
+            if name is None:
+                raise ConfigError("NAME", None, "an experiment name (see gradflow list)")
+            overrides = _parse_sets(set_)
+            effective, folder = _runner.plan(name, overrides, out, overwrite=overwrite)
+            if dry_run:
+                _print_effective(effective, folder)
+                return
+            with _progress_bar() as bar:
+                folder, result = _runner.run_experiment(
+                    name, overrides, folder, _RichView(bar), overwrite=overwrite
+                )
     except ConfigError as err:
         _fail(str(err), 2)
     except (DivergenceError, SolverError) as err:
-        where = out if out is not None else Path("runs") / name
-        _fail(f"{type(err).__name__}: {err} (partial results kept in {where})", 1)
+        _fail(f"{type(err).__name__}: {err} (partial results kept in {folder})", 1)
+    except RunInterrupted as err:
+        if not getattr(err, "started", True):
+            _interrupt.clear()
+            _fail(
+                f"interrupted by {err} before the run started: nothing written", exit_code(str(err))
+            )
+        _fail(
+            f"interrupted by {err}: results so far kept in {folder} (status interrupted); "
+            f"continue with: gradflow run --resume --out {folder}",
+            exit_code(str(err)),
+        )
+    except OSError as err:
+        _fail(f"cannot write the run folder {folder}: {_os_error(err)}", 1)
+    _interrupt.clear()  # a signal after the run ended changes nothing: it is complete
     # A path is printed as is: on one line whatever the console width (pipes: 80 columns), and
     # never read as rich markup.
     console.print(f"run folder: {folder}", soft_wrap=True, markup=False)
     console.print(f"report: {(folder / 'report.html').resolve()}", soft_wrap=True, markup=False)
+    reasons = result.summary.get("incomplete") or []
+    if reasons:
+        more = f" (and {len(reasons) - 1} more)" if len(reasons) > 1 else ""
+        _fail(
+            f"run incomplete: {len(reasons)} flow(s) did not reach their end: {reasons[0]}{more}; "
+            f"status failed, all results written to {folder}",
+            1,
+        )
 
 
 @app.command()
-def report(folder: Path = typer.Argument(..., help="a run folder")) -> None:
+def report(folder: str = typer.Argument(..., help="a run folder")) -> None:
     """Rebuild the HTML report of a run folder."""
     from ._errors import ConfigError
     from .report import write_report
 
     try:
+        if folder.strip() == "":
+            raise ConfigError("DIR", folder, "a run folder containing config.json")
         path = write_report(folder)
     except ConfigError as err:
         _fail(str(err), 2)
+    except OSError as err:
+        _fail(f"cannot write {Path(folder) / 'report.html'}: {_os_error(err)}", 1)
     console.print(f"report: {path.resolve()}", soft_wrap=True, markup=False)
 
 
+def _on_signal(number, frame) -> None:
+    """SIGINT / SIGTERM outside a run (a run installs its own handlers, `gradflow.runs._signals`):
+    never raise (an exception from a handler can land anywhere, e.g. in a JAX garbage-collection
+    callback); record it, so that a run about to start does not, and a command that is running
+    ends with 130 / 143. A second one ends the process at once."""
+    import os
+    import signal
+
+    from . import _interrupt
+
+    name = signal.Signals(number).name
+    if _interrupt.requested():
+        os.write(2, f"error: {name}: stopped at once\n".encode())
+        os._exit(128 + number)
+    _interrupt.request(name)
+
+
 def main() -> None:
+    """The console script: `app()`, with `_on_signal` outside runs. A signal that arrived while a
+    command other than a run was working ends it with one line and 130 / 143. Once the command
+    is done the process ends at once (`os._exit`, after flushing): every file is written and
+    closed, and the interpreter's teardown of the JAX runtime is skipped."""
+    import os
+    import signal
+
+    from . import _interrupt
+    from ._errors import RunInterrupted
+    from .runs._signals import exit_code
+
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, _on_signal)
+    code = 0
     try:
         app()
-    except KeyboardInterrupt:
-        err_console.print("interrupted")
-        sys.exit(130)
+    except SystemExit as done:
+        code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+    except KeyboardInterrupt:  # typer turns it into exit 130; kept for safety
+        _interrupt.request("SIGINT")
+    try:
+        _interrupt.check()
+    except RunInterrupted as err:
+        err_console.print(f"error: interrupted by {err}", highlight=False)
+        code = code or exit_code(str(err))
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError, RuntimeError):
+            pass
+    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -227,9 +227,11 @@ def test_config_parsing():
         "deep-linear",
         {"quick": "true", "singular_values": "3,2", "gd_lr": "none", "t1": "50", "depth": "4"},
     )
-    assert config.quick is True and config.depth == 4 and config.t1 == 50.0
-    assert config.singular_values == [3.0, 2.0] and config.gd_lr is None
-    resolved = config.resolved()
-    assert resolved.dim == 4 and resolved.n == 64 and resolved.saves == 300
-    default = make_config("deep-linear").resolved()
+    # the effective config: quick's dim, n and saves under the values set
+    assert config.depth == 4 and config.t1 == 50.0 and config.gd_lr is None
+    assert config.singular_values == (3.0, 2.0)
+    assert config.dim == 4 and config.n == 64 and config.saves == 300
+    default = make_config("deep-linear")
     assert default.dim == 8 and len(default.singular_values) == 8
+    # values set explicitly win over the preset (quick used to shrink dim=8 back to 4)
+    assert make_config("deep-linear", {"quick": "true", "dim": "8"}).dim == 8

@@ -55,7 +55,7 @@ def test_quick_run_writes_its_files(quick, name):
     assert summary["experiment"] == name and summary["status"] == "ok"
     assert summary["geometry"] == "conditional_wasserstein"
     config = json.loads((folder / "config.json").read_text())
-    assert config["experiment"] == name and config["quick"] is True
+    assert config["experiment"] == name and config["preset"] == "quick"
     pngs = {p.stem for p in folder.glob("*.png")}
     assert pngs == PLOTS[name]
     captions = json.loads((folder / "captions.json").read_text())
@@ -174,7 +174,7 @@ def test_long_quick_weights_stay_smooth_in_depth(quick):
         16, 16, traj.final.width, depth, 16, key=jax.random.PRNGKey(0), init="iid"
     )
     iid_diff = gf.diagnostics.depth_smoothness(iid).max_diff
-    assert config["quick"] and depth == 32
+    assert config["preset"] == "quick" and config["config"]["depth"] == depth == 32
     assert s["smoothness_max_over_t"] < 0.1 * iid_diff
 
 
@@ -326,7 +326,8 @@ def test_bad_config(name, overrides, field):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_quick_and_full_configs_are_valid(name):
-    assert make_config(name, {"quick": "true"}).quick is True
-    assert make_config(name).quick is False
+    quick = gf.experiments.effective_config(name, {"quick": "true"})
+    assert quick.preset == "quick" and quick.config == make_config(name, {"preset": "quick"})
+    assert gf.experiments.effective_config(name).preset == "full"
     # explicit values are kept under quick, and still validated against the quick values
     assert make_config(name, {"quick": "true", "seed": "3"}).seed == 3

@@ -1,4 +1,9 @@
-"""Named experiments. Each module registers itself; `REGISTRY` maps names to experiments."""
+"""Named experiments. Each module registers itself; `REGISTRY` maps names to experiments.
+
+The public API: `get_experiment(name)`, `make_config(name, overrides)` (the validated effective
+config), `effective_config` (with its preset and the keys set), `run_experiment(name, overrides,
+out)` (a run folder; from `gradflow.runs`).
+"""
 
 # Experiment modules (each registers itself on import).
 from . import deep_linear as deep_linear  # noqa: E402,F401
@@ -6,10 +11,24 @@ from . import mean_field as mean_field  # noqa: E402,F401
 from . import resnet as resnet  # noqa: E402,F401
 from ._base import REGISTRY as REGISTRY
 from ._base import Experiment as Experiment
-from ._base import ExperimentConfig as ExperimentConfig
-from ._base import Progress as Progress
 from ._base import Result as Result
+from ._base import get_experiment as get_experiment
 from ._base import register as register
-from ._runner import get_experiment as get_experiment
-from ._runner import make_config as make_config
-from ._runner import run_experiment as run_experiment
+from ._config import ExperimentConfig as ExperimentConfig
+from ._config import param as param
+from ._effective import PRESETS as PRESETS
+from ._effective import EffectiveConfig as EffectiveConfig
+from ._effective import describe as describe
+from ._effective import effective_config as effective_config
+from ._effective import make_config as make_config
+
+_FROM_RUNS = ("run_experiment", "resume_experiment", "RunContext", "Progress")
+
+
+def __getattr__(name: str):
+    # The runner lives in `gradflow.runs`, which imports this package: loaded on first use.
+    if name in _FROM_RUNS:
+        from .. import runs
+
+        return runs.RunContext if name == "Progress" else getattr(runs, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

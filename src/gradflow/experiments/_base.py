@@ -1,40 +1,33 @@
-"""The experiment contract: a config dataclass, a `run(config, progress) -> Result` function, and a
-registry entry. The runner (`gradflow.experiments.run_experiment`) turns one into a run folder.
+"""The experiment contract: a config class, a `run(config, context) -> Result` function, and a
+registry entry. The runner (`gradflow.runs`, re-exported as `gradflow.experiments.run_experiment`)
+turns one into a run folder.
 
-To add an experiment, write a module in `gradflow/experiments/` that defines
+To add an experiment, write
 
-    @dataclasses.dataclass
-    class MyConfig(ExperimentConfig):       # every field has a default; `seed` and `quick` inherited
-        depth: int = 3
+    @dataclasses.dataclass(frozen=True)
+    class MyConfig(ExperimentConfig):          # `seed` is inherited
+        QUICK = dict(depth=2)                   # under a minute, the same files
+        TINY = dict(depth=1)                    # a few seconds (fault injection, sweeps)
+        depth: int = param(3, "number of layers", check=count(), size=True)
 
     @register("my-experiment", "one line saying what it shows", MyConfig)
-    def run(config: MyConfig, progress: Progress) -> Result: ...
+    def run(config: MyConfig, context: RunContext) -> Result: ...
 
-and import it in `gradflow/experiments/__init__.py`. `quick=True` must give a reduced
-configuration that finishes in under a minute and writes the same files.
+and import it in `gradflow/experiments/__init__.py`. The context (`gradflow.runs.RunContext`)
+reports progress (`with context.task("flows", total=n) as advance: ... advance()`, which is
+also where an interrupted run stops), logs, and gives checkpoint folders for long flows.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from .._errors import ConfigError
+from ._config import ExperimentConfig, field_specs
 
-
-@dataclasses.dataclass
-class ExperimentConfig:
-    """Fields every experiment has: the seed of all randomness, and the quick (reduced) variant."""
-
-    seed: int = 0
-    quick: bool = False
-
-    def validate(self) -> None:
-        """Raise `ConfigError` for invalid fields. Subclasses extend (and call super)."""
-        if not isinstance(self.seed, int) or self.seed < 0:
-            raise ConfigError("seed", self.seed, "a non-negative integer")
+RESERVED_KEYS = ("preset", "quick")
 
 
 @dataclasses.dataclass
@@ -44,9 +37,13 @@ class Result:
     - `summary`: every headline number, named (JSON-serialisable: numbers, strings, lists, dicts).
     - `metrics`: a pandas DataFrame of scalar series (written to metrics.parquet).
     - `trajectory`: the main `Trajectory` (written to trajectory.nc), or None.
-    - `figures`: {file stem: matplotlib Figure}, written as PNG.
+    - `figures`: {file stem: matplotlib Figure}, written as PNG; the first is the headline (the
+      report keeps this order).
     - `captions`: {file stem: one sentence saying what the figure shows}, used in the report.
     - `notes`: a few sentences for the report (what to look at, what the theory predicts).
+    - `incomplete`: one line per flow that did not reach its end (stopped at a step budget,
+      diverged, ...). A run with any is marked `failed` with these reasons, its results still
+      written.
     """
 
     summary: dict[str, Any]
@@ -55,39 +52,56 @@ class Result:
     figures: dict[str, Any] = dataclasses.field(default_factory=dict)
     captions: dict[str, str] = dataclasses.field(default_factory=dict)
     notes: str = ""
-
-
-class Progress:
-    """Progress reporting handed to experiments. The base class shows nothing (tests, library use);
-    the CLI passes a rich-backed one.
-
-    Use as `with progress.task("flows", total=n) as advance: ... advance()`.
-    """
-
-    @contextlib.contextmanager
-    def task(self, description: str, total: int | None = None) -> Iterator[Callable[[int], None]]:
-        yield lambda n=1: None
-
-    def log(self, message: str) -> None:
-        pass
+    incomplete: list[str] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass(frozen=True)
 class Experiment:
+    """A registered experiment: its name, one-line description, config class and run function."""
+
     name: str
     description: str
     config_cls: type
-    run: Callable[[Any, Progress], Result]
+    run: Callable[[Any, Any], Result]
 
 
 REGISTRY: dict[str, Experiment] = {}
 
 
 def register(name: str, description: str, config_cls: type):
-    """Decorator registering `run(config, progress) -> Result` as the experiment `name`."""
+    """Decorator registering `run(config, context) -> Result` as the experiment `name`."""
+    if not (dataclasses.is_dataclass(config_cls) and issubclass(config_cls, ExperimentConfig)):
+        raise TypeError(f"{config_cls} is not an ExperimentConfig dataclass")
+    if not config_cls.__dataclass_params__.frozen:
+        raise TypeError(f"{config_cls.__name__} must be a frozen dataclass")
+    specs = field_specs(config_cls)
+    for key in RESERVED_KEYS:
+        if key in specs:
+            raise TypeError(f"{config_cls.__name__}: '{key}' is a reserved --set key")
+    for preset in ("QUICK", "TINY"):
+        unknown = set(getattr(config_cls, preset)) - set(specs)
+        if unknown:
+            raise TypeError(f"{config_cls.__name__}.{preset} sets unknown fields {sorted(unknown)}")
 
     def decorator(run):
         REGISTRY[name] = Experiment(name, description, config_cls, run)
         return run
 
     return decorator
+
+
+def get_experiment(name: str) -> Experiment:
+    """The registered experiment `name`, or `ConfigError` listing the names."""
+    if not isinstance(name, str) or name not in REGISTRY:
+        raise ConfigError("experiment", name, "one of " + ", ".join(sorted(REGISTRY)))
+    return REGISTRY[name]
+
+
+def __getattr__(name: str):
+    # `Progress` was the object handed to experiments before `RunContext` replaced it; a
+    # `RunContext()` without a folder shows nothing, as `Progress()` did (benchmarks use it).
+    if name == "Progress":
+        from ..runs._context import RunContext
+
+        return RunContext
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

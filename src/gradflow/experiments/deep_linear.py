@@ -29,6 +29,7 @@ number of stability-limited steps is modest, the implicit Kvaerno5 otherwise (e.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import jax
 import jax.numpy as jnp
@@ -37,7 +38,7 @@ import numpy as np
 from .. import analytic
 from .._errors import DivergenceError, SolverError
 from .._trajectory import Trajectory
-from .._validation import check, check_choice
+from .._validation import check
 from ..data import linear_teacher
 from ..diagnostics import (
     conservation_drift,
@@ -46,103 +47,131 @@ from ..diagnostics import (
     saddle_timeline,
 )
 from ..models import DeepLinear
+from ..runs import RunContext
 from ..solvers import SOLVERS, descent, flow
-from ._base import ExperimentConfig, Progress, Result, register
+from ._base import Result, register
+from ._checks import count, items, number, optional
+from ._config import ExperimentConfig, param
 
-_DEFAULT_S = [4.0, 3.0, 2.2, 1.6, 1.2, 0.9, 0.65, 0.5]
-_QUICK_S = [3.0, 1.8, 1.0, 0.6]
+_DEFAULT_S = (4.0, 3.0, 2.2, 1.6, 1.2, 0.9, 0.65, 0.5)
+_QUICK_S = (3.0, 1.8, 1.0, 0.6)
+# critical_points computes dense Hessians: networks of at most this many parameters.
+_MAX_PARAMS = 4000
 
 
-@dataclasses.dataclass
+def _solvers():
+    return ["auto", *SOLVERS]
+
+
+@dataclasses.dataclass(frozen=True)
 class DeepLinearConfig(ExperimentConfig):
-    """Configuration of `deep-linear`.
+    """Configuration of `deep-linear` (`gradflow describe deep-linear` lists every key)."""
 
-    - `dim`: input = output = hidden width d. `depth`: number of layers H.
-    - `singular_values`: the teacher's s_j (at most `dim`, distinct, positive); default
-      4, 3, 2.2, 1.6, 1.2, 0.9, 0.65, 0.5 (quick: 3, 1.8, 1, 0.6 with dim 4).
-    - `n`: number of samples (≥ dim, inputs whitened exactly).
-    - `init_scale`: per-layer scale ε of the random init.
-    - `t1`: horizon; None = 3× the predicted learning time of the weakest mode.
-    - `solver`: 'auto', or one of tsit5, dopri5, dopri8, kvaerno5. `rtol`, `atol`: tolerances.
-    - `saves`: number of log-spaced saved times.
-    - `max_steps`: the solver's step budget per segment (reaching it raises `SolverError`, the
-      partial trajectory is kept).
-    - `gd_lr`: if set, also run plain gradient descent with this step η from the same init over
-      the same horizon (t = kη) and compare its learning times with the flow's (they differ at
-      first order in η). Too large a step diverges: `DivergenceError`, the last finite GD state
-      is saved in the run folder.
-    """
+    QUICK = dict(dim=4, n=64, saves=300, singular_values=_QUICK_S)
+    TINY = dict(
+        dim=2,
+        depth=2,
+        n=8,
+        saves=40,
+        singular_values=(2.0, 1.0),
+        init_scale=0.1,
+        rtol=1e-8,
+        atol=1e-10,
+    )
 
-    dim: int = 8
-    depth: int = 3
-    singular_values: list[float] | None = None
-    n: int = 256
-    init_scale: float = 1e-3
-    t1: float | None = None
-    solver: str = "auto"
-    rtol: float = 1e-10
-    atol: float = 1e-12
-    saves: int = 500
-    max_steps: int = 1_000_000
-    gd_lr: float | None = None
+    dim: int = param(8, "input = output = hidden width d", check=count(), size=True)
+    depth: int = param(3, "number of layers H (≥ 2)", check=count(2), size=True)
+    singular_values: tuple[float, ...] | None = param(
+        None,
+        "the teacher's distinct singular values s_j (at most dim); none: the first dim of "
+        "4, 3, 2.2, 1.6, 1.2, 0.9, 0.65, 0.5",
+        check=optional(items(number(), distinct=True, what="positive numbers")),
+    )
+    n: int = param(
+        256, "number of samples (≥ dim; inputs whitened exactly)", check=count(), size=True
+    )
+    init_scale: float = param(1e-3, "per-layer scale ε of the random init", check=number())
+    t1: float | None = param(
+        None,
+        "horizon; none: 3× the predicted learning time of the weakest mode, extended until "
+        "every mode is learned",
+        check=optional(number()),
+    )
+    solver: str = param(
+        "auto", "'auto' (Tsit5 or Kvaerno5 by stiffness) or a solver", choices=_solvers
+    )
+    rtol: float = param(1e-10, "relative tolerance of the solver", check=number())
+    atol: float = param(1e-12, "absolute tolerance of the solver", check=number())
+    saves: int = param(500, "number of log-spaced saved times (≥ 10)", check=count(10), size=True)
+    max_steps: int = param(
+        1_000_000,
+        "the solver's step budget per segment (reaching it is a SolverError)",
+        check=count(),
+    )
+    gd_lr: float | None = param(
+        None,
+        "if set, also run gradient descent with this step from the same init over the same "
+        "horizon (t = kη) and compare its learning times",
+        check=optional(number()),
+    )
 
-    def resolved(self) -> DeepLinearConfig:
-        """The configuration with the quick variant and defaults applied."""
-        c = dataclasses.replace(self)
-        if c.quick:
-            c.dim = min(c.dim, 4)
-            c.saves = min(c.saves, 300)
-            c.n = min(c.n, 64)
-        if c.singular_values is None:
-            c.singular_values = list(_QUICK_S if c.quick else _DEFAULT_S)[: c.dim]
-        return c
+    def complete(self) -> DeepLinearConfig:
+        """singular_values none → the first `dim` default values."""
+        if self.singular_values is None:
+            return dataclasses.replace(self, singular_values=_DEFAULT_S[: self.dim])
+        return self
 
     def validate(self) -> None:
         super().validate()
-        for name in ("dim", "depth", "n", "saves", "max_steps"):
-            v = getattr(self, name)
-            check(isinstance(v, int) and v >= 1, name, v, "a positive integer")
-        check(
-            self.depth >= 2,
-            "depth",
-            self.depth,
-            "an integer ≥ 2 (depth 1 is linear regression: no saddles)",
+        s = self.singular_values or _DEFAULT_S[: self.dim]
+        self.require(
+            len(s) <= self.dim,
+            {
+                "singular_values": f"between 1 and dim = {self.dim} values",
+                "dim": f"dim ≥ {len(s)}, the number of singular_values",
+            },
         )
-        check(self.saves >= 10, "saves", self.saves, "an integer ≥ 10")
-        check(
-            np.isfinite(self.init_scale) and self.init_scale > 0,
-            "init_scale",
-            self.init_scale,
-            "a positive number",
+        self.require(
+            self.n >= self.dim,
+            {"n": f"n ≥ dim = {self.dim} (inputs are whitened)", "dim": f"dim ≤ n = {self.n}"},
         )
-        check(np.isfinite(self.rtol) and self.rtol > 0, "rtol", self.rtol, "a positive number")
-        check(np.isfinite(self.atol) and self.atol > 0, "atol", self.atol, "a positive number")
-        check_choice("solver", self.solver, ["auto", *SOLVERS])
-        if self.gd_lr is not None:
-            check(
-                np.isfinite(self.gd_lr) and self.gd_lr > 0,
-                "gd_lr",
-                self.gd_lr,
-                "a positive number or none",
+        n_params = self.depth * self.dim**2
+        self.require(
+            n_params <= _MAX_PARAMS,
+            {
+                "dim": f"depth·dim² ≤ {_MAX_PARAMS} (dense Hessians at the saddles; depth = "
+                f"{self.depth})",
+                "depth": f"depth·dim² ≤ {_MAX_PARAMS} (dense Hessians at the saddles; dim = "
+                f"{self.dim})",
+            },
+        )
+        # u0 ~ ε^H, the initial mode strength, must be a positive float64.
+        log_u0 = self.depth * math.log10(self.init_scale)
+        self.require(
+            -300 <= log_u0 <= 300,
+            {
+                "depth": f"a depth with init_scale^depth in [1e-300, 1e300] (init_scale = "
+                f"{self.init_scale:g}: depth ≤ {int(300 / abs(math.log10(self.init_scale)) or 1)})"
+                if self.init_scale != 1
+                else "any depth",
+                "init_scale": f"init_scale^depth in [1e-300, 1e300] (depth = {self.depth})",
+            },
+        )
+        if self.gd_lr is not None and self.t1 is not None:
+            steps = self.t1 / self.gd_lr
+            self.require(
+                steps <= 50 * self.max_steps,
+                {
+                    "gd_lr": f"a step giving at most {50 * self.max_steps} steps over t1 = {self.t1:g}",
+                    "t1": f"a horizon of at most {50 * self.max_steps} steps of gd_lr",
+                    "max_steps": f"at least t1/gd_lr/50 = {steps / 50:.3g}",
+                },
             )
-        if self.t1 is not None:
-            check(np.isfinite(self.t1) and self.t1 > 0, "t1", self.t1, "a positive number or none")
-        c = self.resolved()
-        s = np.asarray(c.singular_values, dtype=float)
-        check(
-            1 <= s.size <= c.dim,
-            "singular_values",
-            s.tolist(),
-            f"between 1 and dim = {c.dim} values",
-        )
-        check(
-            bool(np.all(s > 0) and np.all(np.isfinite(s))),
-            "singular_values",
-            s.tolist(),
-            "positive numbers",
-        )
-        check(len(set(s.tolist())) == s.size, "singular_values", s.tolist(), "distinct values")
-        check(c.n >= c.dim, "n", c.n, f"n ≥ dim = {c.dim} (inputs are whitened)")
+
+    def estimated_bytes(self) -> float:
+        """Saved states (main run and zooms), dense Hessians (and Kvaerno5's Jacobian), data."""
+        p = float(self.depth) * self.dim**2
+        return 8.0 * (2 * (self.saves + 300) * p + 4 * p * p + 4 * float(self.n) * self.dim)
 
 
 # Tsit5 costs ~50 µs a step here and Kvaerno5 (dense Newton on P unknowns) ~100× more: the
@@ -311,8 +340,8 @@ def _zoom(traj, data, timeline, c, s):
     "critical values, Hessians at the saddles, conservation laws",
     DeepLinearConfig,
 )
-def run(config: DeepLinearConfig, progress: Progress) -> Result:
-    c = config.resolved()
+def run(config: DeepLinearConfig, progress: RunContext) -> Result:
+    c = config
     s = np.asarray(c.singular_values, dtype=float)
     h = c.depth
     key_data, key_model = jax.random.split(jax.random.PRNGKey(c.seed))

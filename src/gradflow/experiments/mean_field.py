@@ -30,8 +30,16 @@ from ..diagnostics.lojasiewicz import energy_dissipation, lojasiewicz_fit
 from ..diagnostics.paths import cumulative_path_length
 from ..diagnostics.transport import conditional_wasserstein
 from ..models.mean_field import MeanFieldResNet
-from ..solvers import flow
-from ._base import ExperimentConfig, Progress, Result, register
+from ..runs import RunContext
+from ..solvers import SOLVERS, flow
+from ._base import Result, register
+from ._checks import count, items, number, open_interval
+from ._config import ExperimentConfig, param
+
+
+def _solvers():
+    return list(SOLVERS)
+
 
 # ---------------------------------------------------------------------------------------------
 # shared pieces
@@ -47,22 +55,11 @@ def teacher_data(key, n: int, in_dim: int, out_dim: int, width: int = 16) -> Dat
     return Dataset(x, jnp.tanh(x @ w.T + c) @ v.T / np.sqrt(width))
 
 
-def _positive_ints(name, values):
-    ok = (
-        isinstance(values, list | tuple)
-        and len(values) >= 1
-        and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in values)
-    )
-    check(ok, name, values, "a non-empty list of positive integers")
-
-
-def _check_common(cfg) -> None:
-    for name in ("n", "in_dim", "out_dim", "layers"):
-        v = getattr(cfg, name)
-        check(
-            isinstance(v, int) and not isinstance(v, bool) and v >= 1, name, v, "a positive integer"
-        )
-    check(isinstance(cfg.t1, int | float) and cfg.t1 > 0, "t1", cfg.t1, "a positive number")
+def _mean_field_bytes(n, layers, particles, dim, saves) -> float:
+    """Rough peak memory of a mean-field ResNet flow: the saved positions (u, w in R^q, b per
+    particle), the solver's stages, and the n × L × M hidden activations of a gradient."""
+    params = 8.0 * layers * particles * (2 * dim + 1)
+    return (saves + 13) * params + 4 * 8.0 * n * layers * particles
 
 
 def _state_dim(cfg) -> int:
@@ -87,40 +84,40 @@ def _first_below(ts, values, level):
 # conditional-ot
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class ConditionalOTConfig(ExperimentConfig):
     """Features (particles per layer) × initial scale sweep of the conditional-OT flow."""
 
-    n: int = 12
-    in_dim: int = 2
-    out_dim: int = 1
-    layers: int = 4
-    particles: list[int] = dataclasses.field(default_factory=lambda: [1, 2, 4, 8, 16, 32, 64])
-    init_scales: list[float] = dataclasses.field(default_factory=lambda: [0.5, 8.0])
-    t1: float = 3000.0
-    threshold: float = 1e-8
-    rtol: float = 1e-8
-    atol: float = 1e-12
-    max_steps: int = 40_000
+    QUICK = dict(particles=(1, 16), t1=3000.0, max_steps=10_000)
+    TINY = dict(n=6, layers=2, particles=(1, 2), init_scales=(0.5,), t1=20.0)
 
-    def validate(self) -> None:
-        super().validate()
-        _check_common(self)
-        _positive_ints("particles", self.particles)
-        check(
-            isinstance(self.init_scales, list | tuple)
-            and len(self.init_scales) >= 1
-            and all(isinstance(s, int | float) and s > 0 for s in self.init_scales),
-            "init_scales",
-            self.init_scales,
-            "a non-empty list of positive numbers",
+    n: int = param(12, "number of samples of the teacher data", check=count(), size=True)
+    in_dim: int = param(2, "input dimension d", check=count(), size=True)
+    out_dim: int = param(1, "output dimension d'", check=count(), size=True)
+    layers: int = param(4, "number of layers L of the mean-field ResNet", check=count(), size=True)
+    particles: tuple[int, ...] = param(
+        (1, 2, 4, 8, 16, 32, 64),
+        "the particles per layer M swept",
+        check=items(count(), what="positive integers"),
+        size=True,
+    )
+    init_scales: tuple[float, ...] = param(
+        (0.5, 8.0),
+        "spreads s of the Gaussian initial measure swept",
+        check=items(number(), what="positive numbers"),
+    )
+    t1: float = param(3000.0, "the horizon of every flow", check=number())
+    threshold: float = param(
+        1e-8, "a run converged when its final risk is below this", check=open_interval(0.0, 1.0)
+    )
+    rtol: float = param(1e-8, "relative tolerance of the flow", check=number())
+    atol: float = param(1e-12, "absolute tolerance of the flow", check=number())
+    max_steps: int = param(40_000, "the solver's step budget per flow", check=count())
+
+    def estimated_bytes(self) -> float:
+        return _mean_field_bytes(
+            self.n, self.layers, max(self.particles), self.in_dim + self.out_dim + 1, 201
         )
-        check(0 < self.threshold < 1, "threshold", self.threshold, "a number in (0, 1)")
-
-    def effective(self) -> ConditionalOTConfig:
-        if not self.quick:
-            return self
-        return dataclasses.replace(self, particles=[1, 16], t1=3000.0, max_steps=10_000)
 
 
 @register(
@@ -128,8 +125,8 @@ class ConditionalOTConfig(ExperimentConfig):
     "mean-field ResNet, conditional-OT flow: features × initial scale, where it reaches 1e-8",
     ConditionalOTConfig,
 )
-def run_conditional_ot(config: ConditionalOTConfig, progress: Progress) -> Result:
-    cfg = config.effective()
+def run_conditional_ot(config: ConditionalOTConfig, progress: RunContext) -> Result:
+    cfg = config
     key = jax.random.PRNGKey(cfg.seed)
     kdata, kmodel = jax.random.split(key)
     data = teacher_data(kdata, cfg.n, cfg.in_dim, cfg.out_dim)
@@ -279,6 +276,13 @@ def run_conditional_ot(config: ConditionalOTConfig, progress: Progress) -> Resul
         "the exact conditional Wasserstein distance between the initial and final measures; it is "
         "at most the path length in the flow's metric."
     )
+    # Flows that did not reach t1 (step budget, divergence) make the run incomplete.
+    incomplete = [
+        f"M={r['particles']} s={r['init_scale']:g}: {r['status']} at t={r['t_reached']:.4g} "
+        f"< t1={cfg.t1:g}"
+        for r in runs
+        if r["status"] != "ok"
+    ]
     return Result(
         summary=summary,
         metrics=pd.DataFrame(rows),
@@ -286,6 +290,7 @@ def run_conditional_ot(config: ConditionalOTConfig, progress: Progress) -> Resul
         figures=figures,
         captions=captions,
         notes=notes,
+        incomplete=incomplete,
     )
 
 
@@ -392,51 +397,37 @@ def _cot_figures(cfg, runs, trajs, frame):
 # lojasiewicz
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class LojasiewiczConfig(ExperimentConfig):
     """A long L2-regularised conditional-Wasserstein flow of a tanh mean-field ResNet."""
 
-    n: int = 12
-    in_dim: int = 2
-    out_dim: int = 1
-    layers: int = 4
-    particles: int = 8
-    init_scale: float = 1.0
-    l2: float = 1e-2
-    t1: float = 1e5
-    saves: int = 400
-    rtol: float = 1e-10
-    atol: float = 1e-13
-    solver: str = "tsit5"
-    controller: str = "pid"
-    extend: float = 3.0
+    QUICK = dict(layers=2, particles=4, l2=5e-2, t1=1e4, saves=150, extend=2.0)
+    TINY = dict(
+        n=6, layers=2, particles=2, l2=5e-2, t1=2e3, saves=40, extend=2.0, rtol=1e-9, atol=1e-12
+    )
 
-    def validate(self) -> None:
-        super().validate()
-        _check_common(self)
-        check(
-            isinstance(self.particles, int) and self.particles >= 1,
-            "particles",
-            self.particles,
-            "a positive integer",
-        )
-        check(
-            isinstance(self.l2, int | float) and self.l2 > 0,
-            "l2",
-            self.l2,
-            "a positive number (the Łojasiewicz experiment needs λ > 0)",
-        )
-        check(
-            isinstance(self.saves, int) and self.saves >= 16, "saves", self.saves, "an integer ≥ 16"
-        )
-        check(self.extend > 1, "extend", self.extend, "a number > 1")
+    n: int = param(12, "number of samples of the teacher data", check=count(), size=True)
+    in_dim: int = param(2, "input dimension d", check=count(), size=True)
+    out_dim: int = param(1, "output dimension d'", check=count(), size=True)
+    layers: int = param(4, "number of layers L of the mean-field ResNet", check=count(), size=True)
+    particles: int = param(8, "particles per layer M", check=count(), size=True)
+    init_scale: float = param(1.0, "spread of the Gaussian initial measure", check=number())
+    l2: float = param(
+        1e-2, "L2 regularisation λ > 0 (the Łojasiewicz experiment needs it)", check=number()
+    )
+    t1: float = param(1e5, "the horizon", check=number())
+    saves: int = param(400, "number of log-spaced saves (≥ 16)", check=count(16), size=True)
+    rtol: float = param(1e-10, "relative tolerance of the flow", check=number())
+    atol: float = param(1e-13, "absolute tolerance of the flow", check=number())
+    solver: str = param("tsit5", "the flow's solver", choices=_solvers)
+    controller: str = param("pid", "the step-size controller", choices=("integral", "pid"))
+    extend: float = param(
+        3.0, "F_inf from a solve to extend·t1 with tighter tolerances (> 1)", check=number(1.0)
+    )
 
-    def effective(self) -> LojasiewiczConfig:
-        if not self.quick:
-            return self
-        return dataclasses.replace(
-            self, layers=2, particles=4, l2=5e-2, t1=1e4, saves=150, extend=2.0
-        )
+    def estimated_bytes(self) -> float:
+        dim = self.in_dim + self.out_dim + 1
+        return _mean_field_bytes(self.n, self.layers, self.particles, dim, 2 * self.saves)
 
 
 @register(
@@ -444,8 +435,8 @@ class LojasiewiczConfig(ExperimentConfig):
     "L2-regularised Wasserstein flow (tanh): Łojasiewicz exponent, rate, finite path length",
     LojasiewiczConfig,
 )
-def run_lojasiewicz(config: LojasiewiczConfig, progress: Progress) -> Result:
-    cfg = config.effective()
+def run_lojasiewicz(config: LojasiewiczConfig, progress: RunContext) -> Result:
+    cfg = config
     key = jax.random.PRNGKey(cfg.seed)
     kdata, kmodel = jax.random.split(key)
     data = teacher_data(kdata, cfg.n, cfg.in_dim, cfg.out_dim)
@@ -636,37 +627,47 @@ def _loj_figures(cfg, t, loss, gn, fit, path, poly):
 # mean-field-limit
 
 
-@dataclasses.dataclass
+def _nested_sizes(field, values) -> None:
+    """The sizes M and their doubles 2M must all divide the largest 2M (one compiled solve)."""
+    sizes = sorted(set(values) | {2 * m for m in values})
+    check(
+        all(sizes[-1] % m == 0 for m in sizes),
+        field,
+        list(values),
+        "sizes whose doubles all divide the largest (e.g. powers of two)",
+    )
+
+
+@dataclasses.dataclass(frozen=True)
 class MeanFieldLimitConfig(ExperimentConfig):
     """Runs with M and 2M particles per layer (nested i.i.d. draws) compared at time t1."""
 
-    n: int = 12
-    in_dim: int = 2
-    out_dim: int = 1
-    layers: int = 4
-    particles: list[int] = dataclasses.field(default_factory=lambda: [4, 8, 16, 32, 64, 128])
-    init_scale: float = 1.0
-    t1: float = 20.0
-    seeds: int = 3
-    rtol: float = 1e-8
-    atol: float = 1e-10
+    QUICK = dict(particles=(4, 8), seeds=1, t1=5.0)
+    TINY = dict(n=6, layers=2, particles=(2, 4), seeds=1, t1=1.0)
+
+    n: int = param(12, "number of samples of the teacher data", check=count(), size=True)
+    in_dim: int = param(2, "input dimension d", check=count(), size=True)
+    out_dim: int = param(1, "output dimension d'", check=count(), size=True)
+    layers: int = param(4, "number of layers L of the mean-field ResNet", check=count(), size=True)
+    particles: tuple[int, ...] = param(
+        (4, 8, 16, 32, 64, 128),
+        "the sizes M compared with 2M (at least two; doubles dividing the largest)",
+        check=items(count(), min_length=2, what="positive integers"),
+        size=True,
+    )
+    init_scale: float = param(1.0, "spread of the Gaussian initial measure", check=number())
+    t1: float = param(20.0, "the time at which the flows are compared", check=number())
+    seeds: int = param(3, "number of independent draws", check=count(), size=True)
+    rtol: float = param(1e-8, "relative tolerance of the flow", check=number())
+    atol: float = param(1e-10, "absolute tolerance of the flow", check=number())
 
     def validate(self) -> None:
         super().validate()
-        _check_common(self)
-        _positive_ints("particles", self.particles)
-        check(len(self.particles) >= 2, "particles", self.particles, "at least two sizes")
-        check(
-            isinstance(self.seeds, int) and self.seeds >= 1,
-            "seeds",
-            self.seeds,
-            "a positive integer",
-        )
+        _nested_sizes("particles", self.particles)
 
-    def effective(self) -> MeanFieldLimitConfig:
-        if not self.quick:
-            return self
-        return dataclasses.replace(self, particles=[4, 8], seeds=1, t1=5.0)
+    def estimated_bytes(self) -> float:
+        dim = self.in_dim + self.out_dim + 1
+        return _mean_field_bytes(self.n, self.layers, 2 * max(self.particles), dim, 41)
 
 
 @register(
@@ -674,8 +675,8 @@ class MeanFieldLimitConfig(ExperimentConfig):
     "particle-count sweep: W_C between the M- and 2M-particle flows shrinks as M grows",
     MeanFieldLimitConfig,
 )
-def run_mean_field_limit(config: MeanFieldLimitConfig, progress: Progress) -> Result:
-    cfg = config.effective()
+def run_mean_field_limit(config: MeanFieldLimitConfig, progress: RunContext) -> Result:
+    cfg = config
     ms = sorted(set(cfg.particles))
     # the comparison pairs (M, 2M) need 2M too
     sizes = sorted(set(ms) | {2 * m for m in ms})

@@ -26,11 +26,14 @@ import pandas as pd
 
 from .. import diagnostics as dg
 from .._trajectory import Trajectory
-from .._validation import check, check_choice
+from .._validation import check
 from ..data import Dataset, digit_labels, digits, gaussian
 from ..models.resnet import ACTIVATIONS, INITS, ResNet
-from ..solvers import SOLVERS, Ensemble, descent, flow
-from ._base import ExperimentConfig, Progress, Result, register
+from ..runs import RunContext
+from ..solvers import OPTIMIZERS, SOLVERS, Ensemble, descent, flow
+from ._base import Result, register
+from ._checks import count, items, number, open_interval
+from ._config import ExperimentConfig, param
 
 GEOMETRY = "conditional_wasserstein"
 UNITS = (
@@ -143,36 +146,30 @@ def within(value, target, tol) -> bool:
     return value is not None and bool(abs(value - target) <= tol)
 
 
-def apply_quick(config, quick: dict):
-    """With `quick=true`, the fields in `quick` that still have their default value take the
-    reduced value (fields set explicitly with --set are kept)."""
-    if not config.quick:
-        return config
-    defaults = type(config)()
-    changes = {k: v for k, v in quick.items() if getattr(config, k) == getattr(defaults, k)}
-    return dataclasses.replace(config, **changes)
+def _flow_bytes(depth, members, n, dim, width, saves, per_solve=None) -> float:
+    """Rough peak memory of a (vmapped) ResNet flow: the states saved by one solve and their
+    metrics (`memory_chunk`'s 8·n(3q + 2m) per layer, member and save, bounded by its budget
+    unless one save exceeds it), all saved parameters, and the solver's stages."""
+    per_save = 8.0 * depth * members * n * (3 * dim + 2 * width)
+    in_solve = per_save * (per_solve if per_solve is not None else saves)
+    params = 8.0 * depth * members * 2 * width * dim
+    return max(per_save, min(in_solve, 2.5e9)) + (saves + 13) * params
 
 
-def validate_quick(config, quick: dict) -> None:
-    """With `quick=true`, also validate the reduced configuration that will run: fields set
-    explicitly are kept, so a combination valid in full can be invalid in quick (e.g.
-    resnet-pl's piece=32 with its quick saves=16)."""
-    if config.quick:
-        dataclasses.replace(apply_quick(config, quick), quick=False).validate()
+def _inits():
+    return INITS
 
 
-def _check_positive(name, value, integer=True):
-    if integer:
-        ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
-        check(ok, name, value, "a positive integer")
-    else:
-        check(np.isfinite(value) and value > 0, name, value, "a positive number")
+def _activations():
+    return list(ACTIVATIONS)
 
 
-def _check_inits(name, inits):
-    check(len(inits) >= 1, name, inits, "a non-empty list of inits")
-    for init in inits:
-        check_choice(name, init, INITS)
+def _solvers():
+    return list(SOLVERS)
+
+
+def _optimizers():
+    return list(OPTIMIZERS)
 
 
 def _figure(ncols=1, nrows=1, width=5.2, height=4.0):
@@ -188,64 +185,68 @@ INIT_COLORS = {"tied": "tab:blue", "smooth": "tab:green", "iid": "tab:red"}
 # resnet-depth
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class DepthConfig(ExperimentConfig):
-    """The paper's Fig. 1 setting, for three initialisations.
+    """The paper's Fig. 1 setting, for three initialisations (`gradflow describe resnet-depth`)."""
 
-    - `n`, `dim` (= d = q = d'), `width` (m): data x_i, y_i ~ N(0, I_dim), n samples.
-    - `depths`: the depths L swept; `inits`: initialisations ('tied', 'smooth', 'iid').
-    - `length_scale`: ℓ of the smooth init's squared-exponential kernel in depth.
-    - `horizon`: the training time T (gradflow units; 10 = the paper's 500 GD steps at
-      lr = L·1e-2); `saves`: number of equal save intervals on [0, T].
-    - `reference_factor`: the reference depth is this times max(depths) (≥ 8);
-      `reference_inits`: the inits whose reference is computed (distance to the depth limit).
-    - `fit_min_depth`: slopes are fitted on depths ≥ this.
-    - `rtol`, `atol`: the flow's tolerances.
-    """
+    QUICK = dict(depths=(4, 8, 16), saves=2, fit_min_depth=4)
+    TINY = dict(n=8, dim=4, width=8, depths=(2, 4), saves=2, reference_factor=2, fit_min_depth=2)
 
-    n: int = 100
-    dim: int = 16
-    width: int = 32
-    depths: tuple[int, ...] = (2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
-    inits: tuple[str, ...] = ("tied", "smooth", "iid")
-    activation: str = "gelu"
-    length_scale: float = 0.2
-    horizon: float = 10.0
-    saves: int = 10
-    reference_factor: int = 8
-    reference_inits: tuple[str, ...] = ("tied", "smooth")
-    fit_min_depth: int = 8
-    rtol: float = 1e-6
-    atol: float = 1e-8
+    n: int = param(100, "number of samples x_i, y_i ~ N(0, I_dim)", check=count(), size=True)
+    dim: int = param(16, "data and state dimension d = q = d'", check=count(), size=True)
+    width: int = param(32, "width m of the residual layers", check=count(), size=True)
+    depths: tuple[int, ...] = param(
+        (2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+        "the depths L swept (at least two, distinct)",
+        check=items(count(), min_length=2, distinct=True, what="positive integers"),
+        size=True,
+    )
+    inits: tuple[str, ...] = param(
+        ("tied", "smooth", "iid"), "initialisations compared", choices=_inits
+    )
+    activation: str = param("gelu", "activation of the residual layers", choices=_activations)
+    length_scale: float = param(
+        0.2, "ℓ of the smooth init's squared-exponential kernel in depth", check=number()
+    )
+    horizon: float = param(
+        10.0,
+        "training time T (gradflow units; 10 = the paper's 500 GD steps at lr = L·1e-2)",
+        check=number(),
+    )
+    saves: int = param(10, "number of equal save intervals on [0, T]", check=count(), size=True)
+    reference_factor: int = param(
+        8,
+        "the reference depth (the depth limit) is this times max(depths)",
+        check=count(),
+        size=True,
+    )
+    reference_inits: tuple[str, ...] = param(
+        ("tied", "smooth"),
+        "the inits whose distance to the reference is measured (a subset of inits)",
+        choices=_inits,
+    )
+    fit_min_depth: int = param(8, "slopes are fitted on depths ≥ this", check=count())
+    rtol: float = param(1e-6, "relative tolerance of the flow", check=number())
+    atol: float = param(1e-8, "absolute tolerance of the flow", check=number())
 
     def validate(self) -> None:
         super().validate()
-        for name in ("n", "dim", "width", "saves", "reference_factor", "fit_min_depth"):
-            _check_positive(name, getattr(self, name))
-        check(
-            len(self.depths) >= 2
-            and all(isinstance(d, int) and d >= 1 for d in self.depths)
-            and len(set(self.depths)) == len(self.depths),
-            "depths",
-            self.depths,
-            "at least two distinct positive integers",
-        )
-        _check_inits("inits", self.inits)
-        check(
+        self.require(
             all(i in self.inits for i in self.reference_inits),
-            "reference_inits",
-            self.reference_inits,
-            f"a subset of inits {self.inits}",
+            {
+                "reference_inits": f"a subset of inits {list(self.inits)}",
+                "inits": f"a list including the reference_inits {list(self.reference_inits)}",
+            },
         )
-        check_choice("activation", self.activation, ACTIVATIONS)
-        _check_positive("length_scale", self.length_scale, integer=False)
-        _check_positive("horizon", self.horizon, integer=False)
-        _check_positive("rtol", self.rtol, integer=False)
-        _check_positive("atol", self.atol, integer=False)
-        validate_quick(self, QUICK_DEPTH)
 
-
-QUICK_DEPTH = dict(depths=(4, 8, 16), saves=2, fit_min_depth=4)
+    def estimated_bytes(self) -> float:
+        ref = self.reference_factor * max(self.depths)
+        sizes = (self.n, self.dim, self.width, self.saves)
+        kept = sum(8.0 * d * 2 * self.width * self.dim * (self.saves + 1) for d in self.depths)
+        return kept * len(self.inits) + max(
+            _flow_bytes(max(self.depths), len(self.inits), *sizes),
+            _flow_bytes(ref, len(self.reference_inits), *sizes),
+        )
 
 
 @register(
@@ -254,8 +255,7 @@ QUICK_DEPTH = dict(depths=(4, 8, 16), saves=2, fit_min_depth=4)
     "ODE at rate 1/L, for tied and smooth inits, not iid (Marion et al. 2024, Fig. 1)",
     DepthConfig,
 )
-def run_depth(config: DepthConfig, progress: Progress) -> Result:
-    config = apply_quick(config, QUICK_DEPTH)
+def run_depth(config: DepthConfig, progress: RunContext) -> Result:
     key_data, key_model = jax.random.split(jax.random.PRNGKey(config.seed))
     data = gaussian(key_data, config.n, config.dim, config.dim)
     depths = sorted(config.depths)
@@ -636,56 +636,60 @@ def _time_cmap():
 # resnet-long
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class LongConfig(ExperimentConfig):
     """The paper's Fig. 2 setting: one network flowed until its (paper's) risk ℓ = 2F is below
-    `target_risk`, or until `t_max`.
+    `target_risk`, or until `t_max` (`gradflow describe resnet-long`)."""
 
-    - `n`, `dim`, `width`, `depth`, `init`, `activation`, `length_scale`: data and network.
-    - `target_risk`: stop after the first save where ℓ < target.
-    - `t_first`, `t_max`: saves on a log grid from t_first to t_max (plus t = 0), `saves` in all,
-      solved in pieces of `piece` save intervals; the run stops where ℓ crosses the target.
-    - `solver`: the flow's solver ('rkc' by default: the tail is stiff, see the notes);
-      `rtol`, `atol`: its tolerances.
-    - `paper_lr`: the paper's GD step (on ℓ) used to express times as GD steps.
-    """
+    # Quick: still inside Thm. 6's regime (m ≥ n, L ≳ √(nq)): n = 10, m = 32, L = 32. (L = 8
+    # with n = 50 is not, and stalls near ℓ ~ 6e-4.)
+    QUICK = dict(n=10, width=32, depth=32, target_risk=1e-4, t_max=2000.0, saves=40, piece=8)
+    TINY = dict(n=4, dim=4, width=8, depth=4, target_risk=1e-2, t_max=50.0, saves=8, piece=4)
 
-    n: int = 50
-    dim: int = 16
-    width: int = 64
-    depth: int = 64
-    init: str = "tied"
-    activation: str = "gelu"
-    length_scale: float = 0.2
-    target_risk: float = 1e-7
-    t_first: float = 1.0
-    t_max: float = 20000.0
-    saves: int = 160
-    piece: int = 16
-    solver: str = "rkc"
-    rtol: float = 1e-6
-    atol: float = 1e-10
-    paper_lr: float = 0.32
+    n: int = param(50, "number of samples x, y ~ N(0, I_dim)", check=count(), size=True)
+    dim: int = param(16, "data and state dimension", check=count(), size=True)
+    width: int = param(64, "width m of the residual layers", check=count(), size=True)
+    depth: int = param(64, "number of residual layers L", check=count(), size=True)
+    init: str = param("tied", "initialisation of the residual weights", choices=_inits)
+    activation: str = param("gelu", "activation of the residual layers", choices=_activations)
+    length_scale: float = param(0.2, "ℓ of the smooth init's kernel in depth", check=number())
+    target_risk: float = param(
+        1e-7, "stop where the paper's risk ℓ = 2F crosses this", check=number()
+    )
+    t_first: float = param(1.0, "first saved time after t = 0 (log grid)", check=number())
+    t_max: float = param(20000.0, "last saved time, the horizon (> t_first)", check=number())
+    saves: int = param(
+        160, "number of log-spaced saves in [t_first, t_max]", check=count(), size=True
+    )
+    piece: int = param(16, "saves per solve (a divisor of saves)", check=count(), size=True)
+    solver: str = param("rkc", "the flow's solver ('rkc': the tail is stiff)", choices=_solvers)
+    rtol: float = param(1e-6, "relative tolerance of the flow", check=number())
+    atol: float = param(1e-10, "absolute tolerance of the flow", check=number())
+    paper_lr: float = param(
+        0.32, "the paper's GD step on ℓ, to express times as GD steps", check=number()
+    )
 
     def validate(self) -> None:
         super().validate()
-        for name in ("n", "dim", "width", "depth", "saves", "piece"):
-            _check_positive(name, getattr(self, name))
-        check_choice("init", self.init, INITS)
-        check_choice("activation", self.activation, ACTIVATIONS)
-        check_choice("solver", self.solver, SOLVERS)
-        for name in ("length_scale", "target_risk", "t_first", "t_max", "rtol", "atol", "paper_lr"):
-            _check_positive(name, getattr(self, name), integer=False)
-        check(self.t_max > self.t_first, "t_max", self.t_max, f"a time > t_first = {self.t_first}")
-        check(
-            self.saves % self.piece == 0, "piece", self.piece, f"a divisor of saves = {self.saves}"
+        self.require(
+            self.t_max > self.t_first,
+            {
+                "t_max": f"a time > t_first = {self.t_first:g}",
+                "t_first": f"a time < t_max = {self.t_max:g}",
+            },
         )
-        validate_quick(self, QUICK_LONG)
+        self.require(
+            self.saves % self.piece == 0,
+            {
+                "piece": f"a divisor of saves = {self.saves}",
+                "saves": f"a multiple of piece = {self.piece}",
+            },
+        )
 
-
-# Quick: still inside Thm. 6's regime (m ≥ n, L ≳ √(nq)): n = 10, m = 32, L = 32. (L = 8 with
-# n = 50 is not, and stalls near ℓ ~ 6e-4.)
-QUICK_LONG = dict(n=10, width=32, depth=32, target_risk=1e-4, t_max=2000.0, saves=40, piece=8)
+    def estimated_bytes(self) -> float:
+        return _flow_bytes(
+            self.depth, 1, self.n, self.dim, self.width, self.saves, per_solve=self.piece
+        )
 
 
 def flow_until(model, data, config, progress, label, **kwargs):
@@ -753,8 +757,7 @@ def long_problem(config: LongConfig) -> tuple[ResNet, Dataset]:
     "ratio, weights smooth in depth at all times (Marion et al. 2024, Fig. 2)",
     LongConfig,
 )
-def run_long(config: LongConfig, progress: Progress) -> Result:
-    config = apply_quick(config, QUICK_LONG)
+def run_long(config: LongConfig, progress: RunContext) -> Result:
     model, data = long_problem(config)
     start = time.perf_counter()
     traj = flow_until(model, data, config, progress, "resnet-long: flow")
@@ -887,42 +890,33 @@ def _long_figures(traj, risk, pl, config, rate):
 # resnet-relu
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class ReluConfig(ExperimentConfig):
     """The ReLU counter-example: a scalar ResNet h_{k+1} = h_k + (1/(2L)) σ(w_{k+1} h_k) of depth
-    2L (d = q = m = 1, V_k = 1 fixed), one sample (x, Cx), w_k(0) = (−1)^k/(2L).
+    2L (d = q = m = 1, V_k = 1 fixed), one sample (x, Cx), w_k(0) = (−1)^k/(2L)."""
 
-    - `halves`: the values of L (the network has 2L layers).
-    - `C` > 1, `x` > 0: the sample. `horizon`: the flow time. `activations`: ReLU (the
-      counter-example) and, for contrast, a smooth one.
-    """
+    QUICK = dict(halves=(2, 8), horizon=30.0)
+    TINY = dict(halves=(1, 2), horizon=5.0, activations=("relu",))
 
-    halves: tuple[int, ...] = (2, 4, 8, 16, 32, 64, 128)
-    C: float = 2.0
-    x: float = 1.0
-    horizon: float = 40.0
-    activations: tuple[str, ...] = ("relu", "gelu")
-    rtol: float = 1e-10
-    atol: float = 1e-12
+    halves: tuple[int, ...] = param(
+        (2, 4, 8, 16, 32, 64, 128),
+        "the values of L (the network has 2L layers; at least two)",
+        check=items(count(), min_length=2, what="positive integers"),
+        size=True,
+    )
+    C: float = param(2.0, "the target's factor (y = Cx), > 1", check=number(1.0))
+    x: float = param(1.0, "the sample's input x > 0", check=number())
+    horizon: float = param(40.0, "the flow time", check=number())
+    activations: tuple[str, ...] = param(
+        ("relu", "gelu"),
+        "ReLU (the counter-example) and, for contrast, smooth ones",
+        choices=_activations,
+    )
+    rtol: float = param(1e-10, "relative tolerance of the flow", check=number())
+    atol: float = param(1e-12, "absolute tolerance of the flow", check=number())
 
-    def validate(self) -> None:
-        super().validate()
-        check(
-            len(self.halves) >= 2 and all(isinstance(h, int) and h >= 1 for h in self.halves),
-            "halves",
-            self.halves,
-            "at least two positive integers",
-        )
-        check(np.isfinite(self.C) and self.C > 1, "C", self.C, "a number > 1")
-        _check_positive("x", self.x, integer=False)
-        _check_positive("horizon", self.horizon, integer=False)
-        check(len(self.activations) >= 1, "activations", self.activations, "a non-empty list")
-        for a in self.activations:
-            check_choice("activations", a, ACTIVATIONS)
-        validate_quick(self, QUICK_RELU)
-
-
-QUICK_RELU = dict(halves=(2, 8), horizon=30.0)
+    def estimated_bytes(self) -> float:
+        return 8.0 * 2 * max(self.halves) * (41 + 13) * len(self.activations)
 
 
 def relu_fixed_point(half: int, C: float) -> float:
@@ -943,8 +937,7 @@ def relu_network(half: int, activation: str = "relu") -> ResNet:
     "O(1/L) as with a smooth activation",
     ReluConfig,
 )
-def run_relu(config: ReluConfig, progress: Progress) -> Result:
-    config = apply_quick(config, QUICK_RELU)
+def run_relu(config: ReluConfig, progress: RunContext) -> Result:
     data = Dataset(jnp.array([[config.x]]), jnp.array([[config.C * config.x]]))
     rows, finals = [], {}
     with progress.task("resnet-relu", total=len(config.halves) * len(config.activations)) as adv:
@@ -1077,59 +1070,62 @@ def _relu_figures(frame, finals, config):
 # resnet-pl
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class PLConfig(ExperimentConfig):
     """Width against sample size: does the flow reach an interpolating minimum, with the PL ratio
-    bounded away from zero?
+    bounded away from zero? (`gradflow describe resnet-pl`)"""
 
-    - `n`, `dim`, `depth`, `activation`, tied init: data x, y ~ N(0, I_dim), network.
-    - `widths`: the widths m swept (m/n is the overparameterisation).
-    - `target_risk`: ℓ = 2F below which a run counts as converged; `t_max`: the horizon.
-    - `saves`, `piece`: log-spaced saves in [t_first, t_max], solved piece by piece (each run
-      stops where ℓ crosses the target).
-    - `pl_floor`: a run "keeps PL" when its minimum PL ratio along the path exceeds this (the
-      default 1e-4: F would still fall e-fold every 10⁴ time units; the converging runs of the
-      default sweep keep ratios ≈ 1e-3, their exponential rates).
-    - `solver`, `rtol`, `atol`: the flow's solver ('rkc': the tails are stiff) and tolerances.
-    """
+    QUICK = dict(n=12, depth=8, widths=(3, 48), target_risk=1e-6, t_max=500.0, saves=16, piece=8)
+    TINY = dict(n=4, dim=4, depth=4, widths=(2, 8), target_risk=1e-3, t_max=50.0, saves=8, piece=4)
 
-    n: int = 50
-    dim: int = 16
-    depth: int = 32
-    widths: tuple[int, ...] = (8, 16, 32, 64, 128, 256)
-    activation: str = "gelu"
-    target_risk: float = 1e-8
-    t_first: float = 1.0
-    t_max: float = 20000.0
-    saves: int = 64
-    piece: int = 8
-    pl_floor: float = 1e-4
-    solver: str = "rkc"
-    rtol: float = 1e-6
-    atol: float = 1e-10
+    n: int = param(50, "number of samples x, y ~ N(0, I_dim)", check=count(), size=True)
+    dim: int = param(16, "data and state dimension", check=count(), size=True)
+    depth: int = param(32, "number of residual layers L (tied init)", check=count(), size=True)
+    widths: tuple[int, ...] = param(
+        (8, 16, 32, 64, 128, 256),
+        "the widths m swept (m/n is the overparameterisation)",
+        check=items(count(), what="positive integers"),
+        size=True,
+    )
+    activation: str = param("gelu", "activation of the residual layers", choices=_activations)
+    target_risk: float = param(
+        1e-8, "ℓ = 2F below which a run counts as converged (it stops there)", check=number()
+    )
+    t_first: float = param(1.0, "first saved time after t = 0 (log grid)", check=number())
+    t_max: float = param(20000.0, "the horizon (> t_first)", check=number())
+    saves: int = param(
+        64, "number of log-spaced saves in [t_first, t_max]", check=count(), size=True
+    )
+    piece: int = param(8, "saves per solve (a divisor of saves)", check=count(), size=True)
+    pl_floor: float = param(
+        1e-4, "a run keeps PL when its minimum PL ratio along the path exceeds this", check=number()
+    )
+    solver: str = param("rkc", "the flow's solver ('rkc': the tails are stiff)", choices=_solvers)
+    rtol: float = param(1e-6, "relative tolerance of the flow", check=number())
+    atol: float = param(1e-10, "absolute tolerance of the flow", check=number())
 
     def validate(self) -> None:
         super().validate()
-        for name in ("n", "dim", "depth", "saves", "piece"):
-            _check_positive(name, getattr(self, name))
-        check(
-            len(self.widths) >= 1 and all(isinstance(m, int) and m >= 1 for m in self.widths),
-            "widths",
-            self.widths,
-            "a non-empty list of positive integers",
+        self.require(
+            self.t_max > self.t_first,
+            {
+                "t_max": f"a time > t_first = {self.t_first:g}",
+                "t_first": f"a time < t_max = {self.t_max:g}",
+            },
         )
-        check_choice("activation", self.activation, ACTIVATIONS)
-        check_choice("solver", self.solver, SOLVERS)
-        for name in ("target_risk", "t_first", "t_max", "pl_floor", "rtol", "atol"):
-            _check_positive(name, getattr(self, name), integer=False)
-        check(self.t_max > self.t_first, "t_max", self.t_max, f"a time > t_first = {self.t_first}")
-        check(
-            self.saves % self.piece == 0, "piece", self.piece, f"a divisor of saves = {self.saves}"
+        self.require(
+            self.saves % self.piece == 0,
+            {
+                "piece": f"a divisor of saves = {self.saves}",
+                "saves": f"a multiple of piece = {self.piece}",
+            },
         )
-        validate_quick(self, QUICK_PL)
 
-
-QUICK_PL = dict(n=12, depth=8, widths=(3, 48), target_risk=1e-6, t_max=500.0, saves=16, piece=8)
+    def estimated_bytes(self) -> float:
+        m = max(self.widths)
+        kernel = 8.0 * self.n * self.dim * (self.depth * 2 * m * self.dim + 2 * self.dim**2)
+        sizes = (self.n, self.dim, m, self.saves)
+        return kernel + _flow_bytes(self.depth, 1, *sizes, per_solve=self.piece)
 
 
 @register(
@@ -1139,8 +1135,7 @@ QUICK_PL = dict(n=12, depth=8, widths=(3, 48), target_risk=1e-6, t_max=500.0, sa
     "(Marion et al. 2024, Prop. 5 / Thm. 6)",
     PLConfig,
 )
-def run_pl(config: PLConfig, progress: Progress) -> Result:
-    config = apply_quick(config, QUICK_PL)
+def run_pl(config: PLConfig, progress: RunContext) -> Result:
     key_data, key_model = jax.random.split(jax.random.PRNGKey(config.seed))
     data = gaussian(key_data, config.n, config.dim, config.dim)
     rows, trajs = [], {}
@@ -1364,57 +1359,50 @@ def _pl_figures(frame, trajs, config, separation_statement):
 # resnet-digits
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class DigitsConfig(ExperimentConfig):
-    """The paper's CIFAR-10 table (activation × init) transposed to scikit-learn's digits.
+    """The paper's CIFAR-10 table (activation × init) transposed to scikit-learn's digits
+    (`gradflow describe resnet-digits`)."""
 
-    - `input_dim`: PCA dimension of the inputs; `dim` (q ≥ input_dim + 10), `width`, `depth`.
-    - `activations`, `inits`: the grid.
-    - `steps`, `lr`, `optimizer`: training by `gf.descent` in the conditional-Wasserstein
-      geometry (heavy-ball momentum 0.9 by default, like the paper's CIFAR training).
-    - `train_fraction`: the rest is the test set.
-    - `smooth_threshold`: trained weights count as smooth in depth when their Lipschitz constant
-      in s, L · max_k |Z_{k+1} − Z_k| / max_k |Z_k|, is at most this (iid layers give ~L).
-    """
+    QUICK = dict(depth=8, activations=("gelu", "relu"), steps=60)
+    TINY = dict(input_dim=8, dim=16, width=8, depth=4, activations=("gelu",), steps=10)
 
-    input_dim: int = 16
-    dim: int = 32
-    width: int = 32
-    depth: int = 64
-    activations: tuple[str, ...] = ("identity", "gelu", "relu")
-    inits: tuple[str, ...] = ("tied", "iid")
-    steps: int = 300
-    lr: float = 4.0
-    optimizer: str = "momentum"
-    train_fraction: float = 0.8
-    smooth_threshold: float = 1.0
+    input_dim: int = param(
+        16, "PCA dimension of the inputs (at most 64, the pixels)", check=count(1, 64)
+    )
+    dim: int = param(32, "state dimension q (≥ max(input_dim, 10))", check=count(), size=True)
+    width: int = param(32, "width m of the residual layers", check=count(), size=True)
+    depth: int = param(64, "number of residual layers L", check=count(), size=True)
+    activations: tuple[str, ...] = param(
+        ("identity", "gelu", "relu"), "the activations of the grid", choices=_activations
+    )
+    inits: tuple[str, ...] = param(("tied", "iid"), "the inits of the grid", choices=_inits)
+    steps: int = param(300, "training steps of gf.descent", check=count(), size=True)
+    lr: float = param(4.0, "the descent's step", check=number())
+    optimizer: str = param(
+        "momentum", "the descent's optimizer (heavy ball 0.9 by default)", choices=_optimizers
+    )
+    train_fraction: float = param(
+        0.8, "fraction of the digits in the training set", check=open_interval(0.0, 1.0)
+    )
+    smooth_threshold: float = param(
+        1.0,
+        "trained weights are smooth in depth when L·max_k|Z_{k+1} − Z_k| / max_k|Z_k| ≤ this",
+        check=number(),
+    )
 
     def validate(self) -> None:
         super().validate()
-        for name in ("input_dim", "dim", "width", "depth"):
-            _check_positive(name, getattr(self, name))
-        check(self.input_dim <= 64, "input_dim", self.input_dim, "at most 64 (the pixels)")
-        check(
-            self.dim >= max(self.input_dim, 10),
-            "dim",
-            self.dim,
-            f"≥ max(input_dim, 10) = {max(self.input_dim, 10)}",
+        low = max(self.input_dim, 10)
+        self.require(
+            self.dim >= low,
+            {"dim": f"≥ max(input_dim, 10) = {low}", "input_dim": f"≤ dim = {self.dim}"},
         )
-        check(len(self.activations) >= 1, "activations", self.activations, "a non-empty list")
-        for a in self.activations:
-            check_choice("activations", a, ACTIVATIONS)
-        _check_inits("inits", self.inits)
-        _check_positive("steps", self.steps)
-        for name in ("lr", "smooth_threshold"):
-            _check_positive(name, getattr(self, name), integer=False)
-        check_choice("optimizer", self.optimizer, ("gd", "momentum", "nesterov", "adam"))
-        check(
-            0 < self.train_fraction < 1, "train_fraction", self.train_fraction, "a number in (0, 1)"
-        )
-        validate_quick(self, QUICK_DIGITS)
 
-
-QUICK_DIGITS = dict(depth=8, activations=("gelu", "relu"), steps=60)
+    def estimated_bytes(self) -> float:
+        n = 1797 * self.train_fraction
+        members = len(self.inits)
+        return _flow_bytes(self.depth, members, n, self.dim, self.width, 11, per_solve=2)
 
 
 @register(
@@ -1423,8 +1411,7 @@ QUICK_DIGITS = dict(depth=8, activations=("gelu", "relu"), steps=60)
     "the trained weights are smooth in depth (only smooth activation + tied init)",
     DigitsConfig,
 )
-def run_digits(config: DigitsConfig, progress: Progress) -> Result:
-    config = apply_quick(config, QUICK_DIGITS)
+def run_digits(config: DigitsConfig, progress: RunContext) -> Result:
     key_split, key_model = jax.random.split(jax.random.PRNGKey(config.seed))
     train, test = digits(dim=config.input_dim).split(config.train_fraction, key_split)
     rows = []
