@@ -1,14 +1,14 @@
-"""Named experiments. Each module registers itself; `REGISTRY` maps names to experiments.
+"""Named experiments. Each experiment package registers itself; `REGISTRY` maps names to them.
 
 The public API: `get_experiment(name)`, `make_config(name, overrides)` (the validated effective
 config), `effective_config` (with its preset and the keys set), `run_experiment(name, overrides,
-out)` (a run folder; from `gradflow.runs`).
+out)` (a run folder; from `gradflow.runs`); and what an experiment is written with:
+`ExperimentConfig`, `param`, `checks` (field checks), `Result`, `register`, `RunContext`.
+An experiment is a package `experiments/<name>/` (config, run, figures) importing only these and
+the public names of `gradflow`.
 """
 
-# Experiment modules (each registers itself on import).
-from . import deep_linear as deep_linear  # noqa: E402,F401
-from . import mean_field as mean_field  # noqa: E402,F401
-from . import resnet as resnet  # noqa: E402,F401
+from . import _checks as checks  # noqa: F401  (public: the field checks of `param`)
 from ._base import REGISTRY as REGISTRY
 from ._base import Experiment as Experiment
 from ._base import Result as Result
@@ -21,6 +21,11 @@ from ._effective import EffectiveConfig as EffectiveConfig
 from ._effective import describe as describe
 from ._effective import effective_config as effective_config
 from ._effective import make_config as make_config
+
+# Experiment packages (each registers itself on import).
+from . import deep_linear as deep_linear  # noqa: E402,F401
+from . import mean_field as mean_field  # noqa: E402,F401
+from . import resnet as resnet  # noqa: E402,F401
 
 _FROM_RUNS = ("run_experiment", "resume_experiment", "RunContext", "Progress")
 
