@@ -53,14 +53,15 @@ def test_forward_matches_the_particle_sum(model, data):
     np.testing.assert_allclose(model.layer_positions(), (np.arange(L) + 0.5) / L)
 
 
-def test_particle_blocks_give_the_same_forward_map_and_gradient(data):
-    # Beyond PARTICLE_BLOCK particles the sum over a layer's particles runs block by block, with
-    # padding (here 2 blocks of 551 for 1101 particles, one padding particle): same numbers as
-    # the plain sum.
-    from gradflow.models.mean_field import PARTICLE_BLOCK
-
-    m = PARTICLE_BLOCK + 77
-    model = gf.models.MeanFieldResNet(2, Q, 2, m, 1, key=jax.random.PRNGKey(2), init_scale=1.0)
+@pytest.mark.parametrize("block", [1024, 0, None])
+def test_particle_blocks_give_the_same_forward_map_and_gradient(data, block):
+    # Beyond `particle_block` particles the sum over a layer's particles runs block by block,
+    # with padding (here 2 blocks of 551 for 1101 particles, one padding particle): the same
+    # numbers as the plain sum; 0 is no blocking, None the backend's choice.
+    m = 1024 + 77
+    model = gf.models.MeanFieldResNet(
+        2, Q, 2, m, 1, key=jax.random.PRNGKey(2), init_scale=1.0, particle_block=block
+    )
 
     def plain(u, w, b):
         h = jnp.pad(data.x, ((0, 0), (0, Q - 2)))
@@ -76,6 +77,16 @@ def test_particle_blocks_give_the_same_forward_map_and_gradient(data):
     for g, e in zip(grads, expected, strict=True):
         assert g.shape == e.shape
         np.testing.assert_allclose(g, e, rtol=0, atol=1e-15 * float(jnp.max(jnp.abs(e))) + 1e-18)
+
+
+def test_particle_block_is_chosen_per_backend(monkeypatch):
+    from gradflow.models.mean_field import particle_block
+
+    assert particle_block("cpu") == 1024 and particle_block("gpu") == 0
+    monkeypatch.setenv("GRADFLOW_PARTICLE_BLOCK", "4096")
+    assert particle_block("cpu") == particle_block("gpu") == 4096
+    with pytest.raises(gf.ConfigError):
+        gf.models.MeanFieldResNet(2, Q, 2, 3, 1, key=jax.random.PRNGKey(2), particle_block=-1)
 
 
 def test_masses_and_layered(model):

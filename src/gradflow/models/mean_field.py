@@ -41,6 +41,7 @@ Particles are stored stacked — u and w as (L, M, q), b as (L, M) — and the f
 
 from __future__ import annotations
 
+import os
 from typing import final
 
 import equinox as eqx
@@ -50,7 +51,7 @@ import numpy as np
 
 from .._custom_types import Array, Float, Inputs, Outputs
 from .._errors import ConfigError
-from .._validation import check, positive, positive_int
+from .._validation import check, integer, positive, positive_int
 from ._base import AbstractLayeredModel, masses_like
 from ._particles import (
     AbstractNeuronMeasure,
@@ -62,9 +63,27 @@ from ._particles import (
 from ._two_layer import TwoLayerMeanField as TwoLayerMeanField
 from .resnet import ResNet
 
-# Particles per block in the forward sum (see `MeanFieldResNet._step`): a block's activations,
-# n × PARTICLE_BLOCK floats, stay in cache for the batch sizes used here.
-PARTICLE_BLOCK = 1024
+# Particles per block in a layer's sum over particles (see `MeanFieldResNet._step`), chosen per
+# backend because the best block is a property of the memory hierarchy:
+# - CPU: 1024. A block's activations, n × 1024 floats, stay in cache; the gradient at L·M = 1e5
+#   ran at 43% of its matmul floor with blocks of 1024 against 12% without
+#   (benchmarks/mean_field.py, 2 cores).
+# - GPU: no blocking (0). On an H200 (float64, q = 16, L = 10, n = 256) a scan over small blocks
+#   serialises thousands of small kernels: at L·M = 1e6 the gradient took 50.6 ms with blocks of
+#   1024, 19.8 ms with 8192, 12.9 ms with 65536 and 11.1 ms unblocked; at 1e5 5.9, 2.8, 1.74 and
+#   1.82 ms (benchmarks/accelerator.py).
+# Override per model with `MeanFieldResNet(..., particle_block=...)` (0: no blocking), or for the
+# process with the environment variable GRADFLOW_PARTICLE_BLOCK.
+PARTICLE_BLOCKS = {"cpu": 1024}
+
+
+def particle_block(backend: str | None = None) -> int:
+    """The particles per block of the layer sum on `backend` (default: JAX's default backend);
+    0 means no blocking."""
+    override = os.environ.get("GRADFLOW_PARTICLE_BLOCK")
+    if override is not None:
+        return max(int(override), 0)
+    return PARTICLE_BLOCKS.get(backend or jax.default_backend(), 0)
 
 
 @final
@@ -90,6 +109,9 @@ class MeanFieldResNet(AbstractLayeredModel, AbstractNeuronMeasure):
       unless given) and θ = (u, w).
     - `input_scale`: γ in f(x, θ) = u σ(γ wᵀx + b) (default 1). `from_resnet` sets
       γ = 1/√(M q), the value for which the particle flow is the ResNet's flow (see there).
+    - `particle_block`: particles per block of each layer's sum (0: no blocking); default the
+      backend's (`particle_block()`: 1024 on a CPU, none on a GPU). It changes the order of the
+      floating-point sum only.
 
     **Forward map:** x_0 = [x_in; 0],
     x_{k+1} = x_k + (1/(L M)) Σ_j u_{k,j} σ(γ w_{k,j}ᵀ x_k + b_{k,j}),
@@ -98,6 +120,7 @@ class MeanFieldResNet(AbstractLayeredModel, AbstractNeuronMeasure):
 
     in_features: int = eqx.field(static=True)
     out_features: int = eqx.field(static=True)
+    particle_block: int | None = eqx.field(static=True, default=None)
 
     def __init__(
         self,
@@ -113,6 +136,7 @@ class MeanFieldResNet(AbstractLayeredModel, AbstractNeuronMeasure):
         *,
         bias: bool = True,
         input_scale: float = 1.0,
+        particle_block: int | None = None,
     ):
         in_dim = positive_int("in_dim", in_dim)
         out_dim = positive_int("out_dim", out_dim)
@@ -136,6 +160,9 @@ class MeanFieldResNet(AbstractLayeredModel, AbstractNeuronMeasure):
         self.activation = activation
         self.bias = bool(bias)
         self.input_scale = positive("input_scale", input_scale)
+        self.particle_block = (
+            None if particle_block is None else integer("particle_block", particle_block, minimum=0)
+        )
 
     def _check_shapes(self) -> None:
         in_dim = positive_int("in_features", self.in_features)
@@ -206,15 +233,17 @@ class MeanFieldResNet(AbstractLayeredModel, AbstractNeuronMeasure):
 
         The layer is memory-bound (its (n × M) activations are as large as its arithmetic), so:
         it is rematerialised (`jax.checkpoint`: the backward pass recomputes the activations
-        instead of storing and reading them back), and beyond `PARTICLE_BLOCK` particles the sum
+        instead of storing and reading them back), and beyond `particle_block` particles the sum
         over j runs block by block so that each block's activations stay in cache (padding
-        particles have u = 0 and contribute nothing). Each roughly halves the time of a gradient
-        at large L·M (benchmarks/mean_field.py).
+        particles have u = 0 and contribute nothing). On a CPU each roughly halves the time of a
+        gradient at large L·M (benchmarks/mean_field.py); the block is chosen per backend (see
+        `PARTICLE_BLOCKS`).
         """
         sigma, gamma = self.sigma(), self.input_scale
         scale = 1.0 / (self.layers * self.particles)
         m = self.particles
-        blocks = -(-m // PARTICLE_BLOCK)
+        block = particle_block() if self.particle_block is None else self.particle_block
+        blocks = -(-m // block) if block > 0 else 1
         size = -(-m // blocks)
 
         @jax.checkpoint
