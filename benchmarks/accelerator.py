@@ -114,7 +114,7 @@ def torch_mean_field(model, data, compiled: bool):
     return step
 
 
-def mean_field(sizes, floor_rates, repeat, torch_modes) -> list[dict]:
+def mean_field(sizes, floor_rates, repeat, torch_modes, compiled_sizes) -> list[dict]:
     data = gf.data.gaussian(jax.random.PRNGKey(0), N, D_IN, D_OUT)
     rows = []
     for total in sizes:
@@ -132,7 +132,7 @@ def mean_field(sizes, floor_rates, repeat, torch_modes) -> list[dict]:
         )
         row = {"particles": L * m, "gradflow_s": t, "floor_s": floor, "of_floor": floor / t}
         for mode in torch_modes:
-            if mode == "compiled" and total not in (10**5, 10**6) and total > 10**4:
+            if mode == "compiled" and total not in compiled_sizes:
                 continue  # compilation per size is slow: the sizes the targets name
             try:
                 row[f"torch_{mode}_s"] = best_time(
@@ -261,6 +261,52 @@ def torch_gd_step_time(model, data, lr: float, steps: int) -> float:
 
 
 # ---------------------------------------------------------------------------------------------
+# scale: a whole mean-field flow with many particles
+
+
+def _peak_memory() -> tuple[str, float]:
+    stats = jax.devices()[0].memory_stats() or {}
+    if "peak_bytes_in_use" in stats:
+        return "device peak", stats["peak_bytes_in_use"] / 1e9
+    import resource
+
+    return "process peak RSS", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+
+
+def scale_flow(total: int, t1: float) -> dict:
+    """A mean-field flow with `total` particles (q = 16, L = 10, n = 256) to t1: wall time and
+    peak memory (the model, the solver's stages and the saved states all on the device)."""
+    data = gf.data.gaussian(jax.random.PRNGKey(0), N, D_IN, D_OUT)
+    model = gf.models.MeanFieldResNet(D_IN, Q, L, total // L, D_OUT, key=jax.random.PRNGKey(2))
+    start = time.perf_counter()
+    traj = gf.flow(
+        model,
+        data,
+        t1,
+        geometry="conditional_wasserstein",
+        saveat=[0.0, t1],
+        rtol=1e-6,
+        atol=1e-9,
+    )
+    jax.block_until_ready(traj.loss)
+    wall = time.perf_counter() - start
+    where, peak = _peak_memory()
+    row = {
+        "particles": total,
+        "t1": t1,
+        "wall_s": wall,
+        "steps": int(np.sum(traj.stats["num_steps"])),
+        "loss": [float(traj.loss[0]), float(traj.loss[-1])],
+        "peak_memory_gb": peak,
+        "peak_memory_kind": where,
+    }
+    print(
+        f"flow of {total:,} particles to t = {t1:g}: {wall:.1f} s (compilation included), "
+        f"{row['steps']} steps, F {row['loss'][0]:.4g} -> {row['loss'][1]:.4g}, {where} "
+        f"{peak:.2f} GB",
+        flush=True,
+    )
+    return row
 
 
 def main(argv=None) -> dict:
@@ -270,7 +316,16 @@ def main(argv=None) -> dict:
     ap.add_argument("--no-compile", action="store_true", help="skip torch.compile")
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--torch-steps", type=int, default=300)
-    ap.add_argument("--out", default=None, help="write the numbers as JSON")
+    ap.add_argument("--out", default=None, help="write the numbers as JSON (after each section)")
+    ap.add_argument(
+        "--scale",
+        type=float,
+        default=0,
+        metavar="PARTICLES",
+        help="also flow a mean-field model with this many particles to t = --scale-t1",
+    )
+    ap.add_argument("--scale-t1", type=float, default=1.0)
+    ap.add_argument("--skip", nargs="*", default=[], choices=["mean_field", "ensembles", "resnet"])
     args = ap.parse_args(argv)
     have_torch = False
     if not args.no_torch:
@@ -295,15 +350,29 @@ def main(argv=None) -> dict:
         f"{out['ceilings']['matmul_flops_per_s'] / 1e9:.1f} GFLOP/s",
         flush=True,
     )
+
+    def save():
+        if args.out:  # after each section: a run stopped at a time limit keeps what it measured
+            with open(args.out, "w") as fh:
+                json.dump(out, fh, indent=1)
+
+    save()
+    if args.scale:
+        out["scale"] = scale_flow(int(args.scale), args.scale_t1)
+        save()
     modes = [] if not have_torch else (["eager"] if args.no_compile else ["eager", "compiled"])
     sizes = [10**3] if args.quick else [10**4, 10**5, 10**6, 10**7]
-    out["mean_field"] = mean_field(sizes, out["ceilings"], args.repeat, modes)
+    if "mean_field" not in args.skip:
+        compiled = {10**3} if args.quick else {10**5, 10**6}
+        out["mean_field"] = mean_field(sizes, out["ceilings"], args.repeat, modes, compiled)
+        save()
     counts = [1, 2] if args.quick else [1, 64, 256, 1024, 4096]
-    out["ensembles"] = ensembles(counts, args.quick, args.repeat)
-    out["resnet_long"] = resnet_long(args.quick, args.torch_steps, have_torch)
-    if args.out:
-        with open(args.out, "w") as fh:
-            json.dump(out, fh, indent=1)
+    if "ensembles" not in args.skip:
+        out["ensembles"] = ensembles(counts, args.quick, args.repeat)
+        save()
+    if "resnet" not in args.skip:
+        out["resnet_long"] = resnet_long(args.quick, args.torch_steps, have_torch)
+        save()
     return out
 
 

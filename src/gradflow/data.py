@@ -44,12 +44,15 @@ class Dataset(eqx.Module):
             raise ConfigError(
                 "data", (self.x.shape, self.y.shape), "x and y with the same number of rows n"
             )
-        # Only check concrete arrays: inside jit/vmap the values are tracers.
-        if not isinstance(self.x, jax.core.Tracer) and not isinstance(self.y, jax.core.Tracer):
-            if not (
-                np.all(np.isfinite(np.asarray(self.x))) and np.all(np.isfinite(np.asarray(self.y)))
-            ):
-                raise ConfigError("data", "non-finite entries", "finite x and y")
+        # Only concrete arrays can be checked: inside jit/vmap the values are tracers.
+        try:
+            finite = np.all(np.isfinite(np.asarray(self.x))) and np.all(
+                np.isfinite(np.asarray(self.y))
+            )
+        except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
+            return
+        if not finite:
+            raise ConfigError("data", "non-finite entries", "finite x and y")
 
     @property
     def n(self) -> int:
