@@ -175,7 +175,7 @@ def _from_structure(path, structure, params, static, lead: tuple[int, ...]):
 
 
 def _from_like(path, like, params, static, n_lead: int):
-    from .solvers import Ensemble
+    from ._ensemble import Ensemble
 
     if isinstance(like, Ensemble):
         like = like.member(0)

@@ -28,10 +28,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._custom_types import Array, Inputs
+from .._ensemble import Ensemble
 from .._errors import ConfigError
 from .._result import Record
 from .._trajectory import Trajectory
-from ..solvers import Ensemble
 
 
 @dataclasses.dataclass(frozen=True)
