@@ -69,7 +69,7 @@ def test_parameters_round_trip_into_another_model(tmp_path, model):
     gf.models.save_parameters(tmp_path / "w.npz", model)
     other = jax.tree_util.tree_map(lambda a: a * 0 + 0.5 if hasattr(a, "dtype") else a, model)
     back = gf.models.load_parameters(other, tmp_path / "w.npz")
-    for a, b in zip(jax.tree_util.tree_leaves(back), jax.tree_util.tree_leaves(model)):
+    for a, b in zip(jax.tree_util.tree_leaves(back), jax.tree_util.tree_leaves(model), strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
