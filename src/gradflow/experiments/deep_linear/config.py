@@ -44,7 +44,7 @@ class DeepLinearConfig(ExperimentConfig):
     singular_values: tuple[float, ...] | None = param(
         None,
         "the teacher's distinct singular values s_j (at most dim); none: the first dim of "
-        "4, 3, 2.2, 1.6, 1.2, 0.9, 0.65, 0.5 (with data=FILE: the file's, leave none)",
+        "4, 3, 2.2, 1.6, 1.2, 0.9, 0.65, 0.5 (with data=FILE: unused, the file's)",
         check=checks.optional(
             checks.items(checks.number(), distinct=True, what="positive numbers")
         ),
@@ -96,9 +96,11 @@ class DeepLinearConfig(ExperimentConfig):
     )
 
     def complete(self) -> DeepLinearConfig:
-        """singular_values none → the first `dim` default values (none with a data file: the
-        singular values are the file's)."""
-        if self.singular_values is None and self.data is None:
+        """singular_values none → the first `dim` default values; with a data file none (the
+        singular values are the file's, whatever a preset set)."""
+        if self.data is not None:
+            return dataclasses.replace(self, singular_values=None)
+        if self.singular_values is None:
             return dataclasses.replace(self, singular_values=DEFAULT_S[: self.dim])
         return self
 
@@ -149,10 +151,6 @@ class DeepLinearConfig(ExperimentConfig):
                 },
             )
         if self.data is not None:
-            self.require(
-                self.singular_values is None,
-                {"singular_values": "none with data=FILE (the singular values are the data's)"},
-            )
             teacher_singular_values(self.load_data())
         if self.init is not None:
             self.initial_model()  # names, shapes and finiteness of the file's weights
