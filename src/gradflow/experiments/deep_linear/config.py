@@ -27,8 +27,11 @@ def _solvers():
 class DeepLinearConfig(ExperimentConfig):
     """Configuration of `deep-linear` (`gradflow describe deep-linear` lists every key)."""
 
-    QUICK = dict(dim=4, n=64, saves=300, singular_values=QUICK_S)
+    # Quick and tiny flows are solved in one piece per segment: a piece costs its own compiled
+    # solve and checkpoint, which only a long flow repays.
+    QUICK = dict(dim=4, n=64, saves=300, singular_values=QUICK_S, pieces=1)
     TINY = dict(
+        pieces=1,
         dim=2,
         depth=2,
         n=8,
@@ -86,6 +89,12 @@ class DeepLinearConfig(ExperimentConfig):
     max_steps: int = param(
         1_000_000,
         "the solver's step budget per piece of the flow (reaching it is a SolverError)",
+        check=checks.count(),
+    )
+    pieces: int = param(
+        10,
+        "the flow to each horizon is solved in this many checkpointed pieces (progress; an "
+        "interrupted run resumes from the last piece); a piece boundary clips one solver step",
         check=checks.count(),
     )
     gd_lr: float | None = param(

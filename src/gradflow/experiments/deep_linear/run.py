@@ -19,8 +19,6 @@ if TYPE_CHECKING:
 
 # An automatic horizon is extended this many times at most, by this factor each time.
 _EXTENSIONS, _EXTENSION_FACTOR = 4, 4.0
-# The flow is solved in about this many pieces per segment (progress, checkpoints).
-_PIECES = 10
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,8 +43,9 @@ def init_scale(model, config: DeepLinearConfig) -> float:
 
 def _segment(c, start, data, ts, solver, name, context):
     """`gf.flow_in_pieces` on the save grid `ts`, checkpointed in the run folder as `name`."""
-    piece = max(1, (ts.size - 1) // _PIECES)
-    with context.task(f"flow to t = {ts[-1]:.3g}", total=-(-(ts.size - 1) // piece)) as advance:
+    intervals = ts.size - 1
+    piece = -(-intervals // c.pieces)  # ⌈intervals / pieces⌉ save intervals per piece
+    with context.task(f"flow to t = {ts[-1]:.3g}", total=-(-intervals // piece)) as advance:
         shown = [0]
 
         def progress(done, _total):
