@@ -15,8 +15,7 @@ from typer.testing import CliRunner
 import gradflow as gf
 from gradflow.cli import app
 from gradflow.experiments import make_config
-from gradflow.experiments.deep_linear.config import teacher_singular_values
-from gradflow.experiments.deep_linear.run import init_scale
+from gradflow.experiments.deep_linear.config import init_scale, teacher_singular_values
 
 S = np.array([3.0, 1.8, 1.0, 0.6])  # the quick teacher's singular values
 
@@ -279,6 +278,7 @@ def test_data_and_init_files_round_trip(tmp_path):
         ("data", {"x": np.eye(8, 2), "y": np.eye(8, 2)}, "distinct nonzero singular values"),
         ("init", {"weights.0": np.eye(2)}, "missing ['weights.1']"),
         ("init", {"weights.0": np.eye(2), "weights.1": np.eye(3)}, "shape (2, 2)"),
+        ("init", {"weights.0": np.zeros((2, 2)), "weights.1": np.eye(2)}, "ε^depth in [1e-300"),
     ],
 )
 def test_bad_data_or_init_file_exits_2_naming_the_field(tmp_path, field, arrays, words):

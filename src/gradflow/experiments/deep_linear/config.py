@@ -161,8 +161,15 @@ class DeepLinearConfig(ExperimentConfig):
             )
         if self.data is not None:
             teacher_singular_values(self.load_data())
-        if self.init is not None:
-            self.initial_model()  # names, shapes and finiteness of the file's weights
+        if self.init is not None:  # names, shapes and finiteness of the file's weights
+            eps = init_scale(self.initial_model(), self)
+            if not -300 <= self.depth * math.log10(max(eps, 1e-320)) <= 300:
+                raise gf.ConfigError(
+                    "init",
+                    f"{self.init} (per-layer scale {eps:.3g})",
+                    f"weights whose per-layer scale ε has ε^depth in [1e-300, 1e300] (depth = "
+                    f"{self.depth})",
+                )
 
     def estimated_bytes(self) -> float:
         """Saved states (main run and zooms), dense Hessians (and Kvaerno5's Jacobian), data."""
@@ -196,6 +203,15 @@ class DeepLinearConfig(ExperimentConfig):
         if self.init is not None:
             model = gf.models.load_parameters(model, self.init, field="init")
         return model
+
+
+def init_scale(model, config: DeepLinearConfig) -> float:
+    """ε: the config's, or for weights from a file the geometric mean over layers of
+    |W_k|_F / √n_k (the random init has E|W_k|_F² = ε² n_k)."""
+    if config.init is None:
+        return config.init_scale
+    scales = [np.linalg.norm(np.asarray(w)) / np.sqrt(w.shape[0]) for w in model.weights]
+    return float(np.exp(np.mean(np.log(np.maximum(scales, 1e-320)))))
 
 
 def teacher_singular_values(data: gf.Dataset) -> np.ndarray:

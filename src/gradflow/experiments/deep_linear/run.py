@@ -11,7 +11,7 @@ import gradflow as gf
 from gradflow.experiments import Result, register
 
 from . import escapes
-from .config import DeepLinearConfig, teacher_singular_values
+from .config import DeepLinearConfig, init_scale, teacher_singular_values
 from .figures import FigureInputs, captions, make_figures
 
 if TYPE_CHECKING:
@@ -30,15 +30,6 @@ class Flow:
     t1: float
     solver: str
     explicit_steps: float
-
-
-def init_scale(model, config: DeepLinearConfig) -> float:
-    """ε: the config's, or for weights from a file the geometric mean over layers of
-    |W_k|_F / √n_k (the random init has E|W_k|_F² = ε² n_k)."""
-    if config.init is None:
-        return config.init_scale
-    scales = [np.linalg.norm(np.asarray(w)) / np.sqrt(w.shape[0]) for w in model.weights]
-    return float(np.exp(np.mean(np.log(np.maximum(scales, 1e-300)))))
 
 
 def _segment(c, start, data, ts, solver, name, context):
