@@ -245,22 +245,23 @@ def test_config_parsing():
 
 
 def test_data_and_init_files_round_trip(tmp_path):
-    # The tiny preset's teacher and init, written to files and read back through data= and init=
-    # (with another seed, whose own draws the files replace): exactly the same problem.
-    tiny = make_config("deep-linear", {"preset": "tiny"})
-    data, model = tiny.dataset(), tiny.initial_model()
+    # Whitened data (Σ_xx = I) with teacher diag(2, 1) and the tiny preset's init, written to
+    # files and read back through data= and init= (with another seed, whose own draws the files
+    # replace): exactly the same problem.
+    x = np.sqrt(8.0) * np.eye(8, 2)
+    data = gf.Dataset(x, x @ np.diag([2.0, 1.0]))
+    model = make_config("deep-linear", {"preset": "tiny"}).initial_model()
     gf.data.save_npz(tmp_path / "d.npz", data)
     gf.models.save_parameters(tmp_path / "w.npz", model)
     files = {"data": str(tmp_path / "d.npz"), "init": str(tmp_path / "w.npz")}
     config = make_config("deep-linear", {"preset": "tiny", "seed": "7", **files})
     assert config.singular_values is None  # the data's, not the preset's
     back, back_model = config.dataset(), config.initial_model()
-    np.testing.assert_array_equal(np.asarray(back.x), np.asarray(data.x))
+    np.testing.assert_array_equal(np.asarray(back.x), x)
     np.testing.assert_array_equal(np.asarray(back.y), np.asarray(data.y))
     for w, v in zip(back_model.weights, model.weights, strict=True):
         np.testing.assert_array_equal(np.asarray(w), np.asarray(v))
-    # the teacher's singular values (2, 1) recovered from the file's moments
-    np.testing.assert_allclose(teacher_singular_values(back), [2.0, 1.0], rtol=1e-12)
+    np.testing.assert_allclose(teacher_singular_values(back), [2.0, 1.0], rtol=1e-14)
     # ε of weights from a file: the geometric mean of |W_k|_F/√n_k, exact for W_k = c_k I
     gf.models.save_parameters(
         tmp_path / "scaled.npz",
