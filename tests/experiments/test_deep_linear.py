@@ -10,9 +10,12 @@ xdist workers (slow: ~25 s each with compilation)."""
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
 import gradflow as gf
+from gradflow.cli import app
 from gradflow.experiments import make_config
+from gradflow.experiments.deep_linear.config import init_scale, teacher_singular_values
 
 S = np.array([3.0, 1.8, 1.0, 0.6])  # the quick teacher's singular values
 
@@ -235,3 +238,56 @@ def test_config_parsing():
     assert default.dim == 8 and len(default.singular_values) == 8
     # values set explicitly win over the preset (quick used to shrink dim=8 back to 4)
     assert make_config("deep-linear", {"quick": "true", "dim": "8"}).dim == 8
+
+
+# ---------------------------------------------------------------------------------------------
+# your data and weights (--set data=FILE.npz, --set init=FILE.npz)
+
+
+def test_data_and_init_files_round_trip(tmp_path):
+    # Whitened data (Σ_xx = I) with teacher diag(2, 1) and the tiny preset's init, written to
+    # files and read back through data= and init= (with another seed, whose own draws the files
+    # replace): exactly the same problem.
+    x = np.sqrt(8.0) * np.eye(8, 2)
+    data = gf.Dataset(x, x @ np.diag([2.0, 1.0]))
+    model = make_config("deep-linear", {"preset": "tiny"}).initial_model()
+    gf.data.save_npz(tmp_path / "d.npz", data)
+    gf.models.save_parameters(tmp_path / "w.npz", model)
+    files = {"data": str(tmp_path / "d.npz"), "init": str(tmp_path / "w.npz")}
+    config = make_config("deep-linear", {"preset": "tiny", "seed": "7", **files})
+    assert config.singular_values is None  # the data's, not the preset's
+    back, back_model = config.dataset(), config.initial_model()
+    np.testing.assert_array_equal(np.asarray(back.x), x)
+    np.testing.assert_array_equal(np.asarray(back.y), np.asarray(data.y))
+    for w, v in zip(back_model.weights, model.weights, strict=True):
+        np.testing.assert_array_equal(np.asarray(w), np.asarray(v))
+    np.testing.assert_allclose(teacher_singular_values(back), [2.0, 1.0], rtol=1e-14)
+    # ε of weights from a file: the geometric mean of |W_k|_F/√n_k, exact for W_k = c_k I
+    gf.models.save_parameters(
+        tmp_path / "scaled.npz",
+        gf.models.DeepLinear.from_weights([0.1 * np.eye(2), 0.4 * np.eye(2)]),
+    )
+    scaled = make_config("deep-linear", {"preset": "tiny", "init": str(tmp_path / "scaled.npz")})
+    assert init_scale(scaled.initial_model(), scaled) == pytest.approx(0.2, rel=1e-14)
+
+
+@pytest.mark.parametrize(
+    "field, arrays, words",
+    [
+        ("data", {"x": np.ones((8, 3)), "y": np.ones((8, 2))}, "d_in = 2"),
+        ("data", {"x": np.eye(8, 2), "y": np.full((8, 2), np.nan)}, "non-finite"),
+        ("data", {"x": np.eye(8, 2), "y": np.eye(8, 2)}, "distinct nonzero singular values"),
+        ("init", {"weights.0": np.eye(2)}, "missing ['weights.1']"),
+        ("init", {"weights.0": np.eye(2), "weights.1": np.eye(3)}, "shape (2, 2)"),
+        ("init", {"weights.0": np.zeros((2, 2)), "weights.1": np.eye(2)}, "ε^depth in [1e-300"),
+    ],
+)
+def test_bad_data_or_init_file_exits_2_naming_the_field(tmp_path, field, arrays, words):
+    np.savez(tmp_path / "f.npz", **arrays)
+    out = tmp_path / "run"
+    args = ["run", "deep-linear", "--set", "preset=tiny", "--set", f"{field}={tmp_path / 'f.npz'}"]
+    result = CliRunner().invoke(app, [*args, "--out", str(out)])
+    assert result.exit_code == 2, result.stderr
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"error: invalid {field}=") and words in line, line
+    assert not out.exists()  # refused before anything is written

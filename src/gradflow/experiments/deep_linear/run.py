@@ -1,0 +1,288 @@
+"""`deep-linear`'s run: the flow in pieces, gradient descent, the diagnostics, the summary."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+import gradflow as gf
+from gradflow.experiments import Result, register
+
+from . import escapes
+from .config import DeepLinearConfig, init_scale, teacher_singular_values
+from .figures import FigureInputs, captions, make_figures
+
+if TYPE_CHECKING:
+    from gradflow.runs import RunContext
+
+# An automatic horizon is extended this many times at most, by this factor each time.
+_EXTENSIONS, _EXTENSION_FACTOR = 4, 4.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Flow:
+    """The main flow: its trajectory, saddle timeline, horizon and solvers used."""
+
+    traj: gf.Trajectory
+    timeline: object
+    t1: float
+    solver: str
+    explicit_steps: float
+
+
+def _segment(c, start, data, ts, solver, name, context):
+    """`gf.flow_in_pieces` on the save grid `ts`, checkpointed in the run folder as `name`."""
+    intervals = ts.size - 1
+    piece = -(-intervals // c.pieces)  # ⌈intervals / pieces⌉ save intervals per piece
+    with context.task(f"flow to t = {ts[-1]:.3g}", total=-(-intervals // piece)) as advance:
+        shown = [0]
+
+        def progress(done, _total):
+            advance(done - shown[0])
+            shown[0] = done
+
+        return gf.flow_in_pieces(
+            start,
+            data,
+            ts,
+            piece=piece,
+            checkpoint=context.checkpoint(name),
+            progress=progress,
+            solver=solver,
+            rtol=c.rtol,
+            atol=c.atol,
+            max_steps=c.max_steps,
+        )
+
+
+def flow(c: DeepLinearConfig, model, data, s, eps: float, context) -> Flow:
+    """The flow from `model` on log-spaced saves to the horizon.
+
+    Horizon: 3× the weakest mode's balanced learning time from u0 ~ ε^H. The effective initial
+    strength of weak modes is smaller than that (their components along the hidden directions of
+    modes learned earlier decay), so an automatic horizon is extended (×4, at most 4 times) until
+    every mode is learned. Each extension continues the flow from where the previous segment
+    stopped (never re-integrates), with log-spaced saves.
+    """
+    h = c.depth
+    t_weakest = float(gf.analytic.learning_time(s[-1], eps**h, h, 0.5))
+    t1 = c.t1 if c.t1 is not None else 3.0 * t_weakest + 10.0 / s[-1]
+    extensions = 0 if c.t1 is not None else _EXTENSIONS
+    segments: list[gf.Trajectory] = []
+    names: list[str] = []
+    for attempt in range(extensions + 1):
+        name, solver, explicit_steps = escapes.choose_solver(c, s, t1)
+        names.append(name)
+        if not segments:
+            start, ts = model, np.concatenate([[0.0], np.geomspace(t1 * 1e-5, t1, c.saves - 1)])
+        else:
+            start, t0 = segments[-1].final, float(segments[-1].ts[-1])
+            ts = np.geomspace(t0, t1, c.saves // 8 + 1)  # its first save repeats t0: dropped
+        context.log(f"flow on [{ts[0]:.3g}, {t1:.3g}] with {name}")
+        try:
+            segments.append(_segment(c, start, data, ts, solver, f"flow-{attempt}", context))
+        except (gf.DivergenceError, gf.SolverError) as err:
+            # Keep everything computed so far: the runner saves err.trajectory.
+            if segments and err.trajectory is not None:
+                err.trajectory = gf.Trajectory.concatenate([*segments, err.trajectory])
+            raise
+        traj = gf.Trajectory.concatenate(segments)
+        timeline = gf.diagnostics.saddle_timeline(traj, data)
+        if len(timeline.order) == s.size or attempt == extensions:
+            break
+        t1 *= _EXTENSION_FACTOR
+    return Flow(traj, timeline, t1, "+".join(dict.fromkeys(names)), explicit_steps)
+
+
+def descent(c: DeepLinearConfig, model, data, t1: float, context):
+    """Plain gradient descent from the same init over the same horizon (iterate k ≈ θ(kη)), run
+    before the diagnostics so that a diverging step fails fast. None without `gd_lr`."""
+    if c.gd_lr is None:
+        return None
+    steps = int(np.ceil(t1 / c.gd_lr))
+    if steps > 50 * c.max_steps:
+        raise gf.ConfigError(
+            "gd_lr", c.gd_lr, f"a step giving at most {50 * c.max_steps} steps over t1 = {t1:.3g}"
+        )
+    with context.task(f"gradient descent ({steps} steps)", total=1) as advance:
+        gd = gf.descent(model, data, steps, c.gd_lr, save_every=max(1, steps // 2000))
+        advance()
+    return gd
+
+
+def saddles(timeline, spectra, atlas) -> list[dict]:
+    """One record per saddle visited: on the trajectory (closest approach) and at the atlas."""
+    out = []
+    for i, (modes, point) in enumerate(zip(timeline.visited_modes, atlas, strict=True)):
+        eig = spectra[i]
+        scale = float(np.nanmax(np.abs(eig), initial=0.0))
+        out.append(
+            {
+                "modes_learned": [int(j) for j in modes],
+                "critical_value": float(timeline.critical_values[i]),
+                "plateau_loss": float(timeline.plateau_losses[i]),
+                "plateau_time": float(timeline.plateau_times[i]),
+                "lambda_min_on_trajectory": float(eig[0]),
+                "lambda_max_on_trajectory": float(eig[-1]),
+                "n_negative_on_trajectory": int(np.sum(eig < -1e-8 * scale)),
+                "atlas_kind": point.kind,
+                "atlas_lambda_min": point.lambda_min,
+                "atlas_unstable_dim": point.unstable_dim,
+                "atlas_centre_dim": point.centre_dim,
+            }
+        )
+    return out
+
+
+def summary(c, f: Flow, s, eps, pred, drift, visited, global_value, data) -> dict:
+    """The run's headline numbers (keys as before the library-first redesign)."""
+    traj, timeline, h = f.traj, f.timeline, c.depth
+    stats = traj.stats
+    order = [int(j) for j in timeline.order]
+    rel_dev = pred.relative_deviations
+    # The scaling law alone: the balanced learning time from the nominal u_0 = ε^H.
+    nominal = np.asarray(gf.analytic.learning_time(s, eps**h, h, 0.5), dtype=float)
+    plateau_dev = np.asarray(timeline.plateau_deviation)
+    final_loss = float(traj.loss[-1])
+    return {
+        "depth": h,
+        "dim": c.dim,
+        "n": int(data.x.shape[0]),
+        "data": "file" if c.data is not None else "whitened teacher",
+        "init": "file" if c.init is not None else "random",
+        "singular_values": s.tolist(),
+        "init_scale": eps,
+        "t1": f.t1,
+        "t1_automatic": c.t1 is None,
+        "solver": f.solver,
+        "rtol": c.rtol,
+        "atol": c.atol,
+        "estimated_explicit_steps": f.explicit_steps,
+        "solver_steps": stats["num_steps"],
+        "solver_rejected_steps": stats["num_rejected_steps"],
+        "function_evaluations": stats["function_evaluations"],
+        "function_evaluations_exact": stats["function_evaluations_exact"],
+        "modes_learned": len(order),
+        "learn_order": order,
+        "learned_in_decreasing_order_of_s": order == sorted(order),
+        "learn_times_measured": pred.measured.tolist(),
+        "learn_times_predicted": pred.predicted.tolist(),
+        "learn_time_prediction_method": pred.method,
+        "learn_time_relative_deviations": rel_dev.tolist(),
+        "learn_time_max_relative_deviation": float(np.nanmax(rel_dev)) if order else None,
+        "learn_times_nominal": nominal.tolist(),
+        "learn_time_nominal_ratios": (pred.measured / nominal).tolist(),
+        "critical_values_visited": np.asarray(timeline.critical_values).tolist(),
+        "plateau_losses": np.asarray(timeline.plateau_losses).tolist(),
+        "plateau_loss_deviations": plateau_dev.tolist(),
+        "plateau_loss_max_abs_deviation": float(np.nanmax(np.abs(plateau_dev))),
+        "saddle_kinds_visited": [sd["atlas_kind"] for sd in visited],
+        "saddle_lambda_min_visited": [sd["atlas_lambda_min"] for sd in visited],
+        "saddles_visited": visited,
+        "global_min_value": global_value,
+        "final_loss": final_loss,
+        "final_gap_to_global_min": final_loss - global_value,
+        "final_grad_norm": float(traj.grad_norm[-1]),
+        "conservation_drift_abs": drift.max_abs,
+        "conservation_drift_relative": drift.relative,
+        "conservation_drift_per_layer": drift.per_layer,
+        "certified": bool(drift.relative <= 100 * c.rtol),
+        "loss_normalisation": "F = (1/2n) sum_i |W x_i - y_i|^2",
+    }
+
+
+def gd_summary(c, gd, data, measured) -> dict:
+    """Gradient descent's learning times against the flow's."""
+    if gd is None:
+        return {}
+    gd_times = np.asarray(gf.diagnostics.saddle_timeline(gd, data).learn_times)
+    return {
+        "gd_lr": c.gd_lr,
+        "gd_steps": int(gd.info["steps"]),
+        "gd_final_loss": float(gd.loss[-1]),
+        "gd_learn_times": gd_times.tolist(),
+        "gd_learn_time_relative_differences": ((gd_times - measured) / measured).tolist(),
+    }
+
+
+@register(
+    "deep-linear",
+    "saddle-to-saddle gradient flow of a deep linear network: learning times, plateaus at the "
+    "critical values, Hessians at the saddles, conservation laws",
+    DeepLinearConfig,
+)
+def run(config: DeepLinearConfig, context: RunContext) -> Result:
+    c = config
+    data, model = c.dataset(), c.initial_model()
+    if c.data is None:
+        s = np.sort(np.asarray(c.singular_values, dtype=float))[::-1]
+    else:
+        s = teacher_singular_values(data)
+    eps = init_scale(model, c)
+    f = flow(c, model, data, s, eps, context)
+    gd = descent(c, model, data, f.t1, context)
+
+    with context.task("diagnostics", total=2) as advance:
+        drift = gf.diagnostics.conservation_drift(f.traj)
+        advance()
+        # Hessians at the trajectory's plateau points and at the atlas points they represent.
+        # (No index: the plateau's window held no save, e.g. a large init already past it.)
+        spectra = [
+            gf.diagnostics.hessian_spectrum(f.traj.at(int(i)), data)
+            if i is not None
+            else np.full(1, np.nan)
+            for i in f.timeline.plateau_indices
+        ]
+        atlas = gf.diagnostics.critical_points(data, c.widths(), subsets=f.timeline.visited_modes)
+        advance()
+
+    with context.task("escapes (dense re-solves)", total=1) as advance:
+        zooms = escapes.zoom(f.traj, data, f.timeline, c, s)
+        advance()
+
+    pred = escapes.predict(model, data, f.traj, f.timeline, zooms, s, c.depth)
+    global_value = gf.analytic.critical_value(data, tuple(range(min(c.dim, s.size))))
+    visited = saddles(f.timeline, spectra, atlas)
+    result = summary(c, f, s, eps, pred, drift, visited, global_value, data)
+    result.update(gd_summary(c, gd, data, pred.measured))
+
+    metrics = f.traj.metrics_frame()
+    for j in range(s.size):
+        metrics[f"mode_strength_{j}"] = f.timeline.mode_strengths[:, j]
+    for k in range(drift.series.shape[-1]):
+        metrics[f"conservation_drift_C{k + 1}"] = drift.series[:, k]
+
+    inputs = FigureInputs(
+        traj=f.traj,
+        timeline=f.timeline,
+        s=s,
+        predictions=pred,
+        drift=drift,
+        spectra=spectra,
+        saddles=visited,
+        atlas=atlas,
+        global_value=global_value,
+        depth=c.depth,
+        rtol=c.rtol,
+        zooms=zooms,
+        gd=gd,
+    )
+    notes = (
+        f"Depth {c.depth}, width {c.dim}, teacher singular values "
+        f"{', '.join(f'{x:g}' for x in s)}, per-layer init scale {eps:g}, integrated with "
+        f"{f.solver} to t = {f.t1:.4g} (rtol {c.rtol:g}). The network learns the modes one at a "
+        "time in decreasing order of s_j, resting on a plateau at each critical value in between "
+        "(saddle-to-saddle dynamics). For H ≥ 3 the origin is a non-strict saddle (zero Hessian) "
+        "and the saddles that have learned the top modes are non-strict too: the escape is "
+        "polynomial, not exponential."
+    )
+    return Result(
+        summary=result,
+        metrics=metrics,
+        trajectory=f.traj,
+        figures=make_figures(inputs),
+        captions=captions(pred.method),
+        notes=notes,
+    )
