@@ -16,6 +16,7 @@ from . import losses as losses  # noqa: E402
 from . import models as models  # noqa: E402
 from . import objective as objective  # noqa: E402
 from ._chebyshev import RungeKuttaChebyshev as RungeKuttaChebyshev  # noqa: E402
+from ._descent import OPTIMIZERS as OPTIMIZERS  # noqa: E402
 from ._descent import descent as descent  # noqa: E402
 from ._ensemble import Ensemble as Ensemble  # noqa: E402
 from ._ensemble import ensemble as ensemble  # noqa: E402
@@ -27,6 +28,7 @@ from ._errors import SolverError as SolverError  # noqa: E402
 from ._flow import flow as flow  # noqa: E402
 from ._pieces import flow_in_pieces as flow_in_pieces  # noqa: E402
 from ._problem import GradientFlowProblem as GradientFlowProblem  # noqa: E402
+from ._solvers import SOLVERS as SOLVERS  # noqa: E402
 from ._solvers import SolverChoice as SolverChoice  # noqa: E402
 from ._solvers import choose_solver as choose_solver  # noqa: E402
 from ._solvers import largest_curvature as largest_curvature  # noqa: E402
