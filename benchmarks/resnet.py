@@ -323,7 +323,7 @@ def main(argv=None):
     model, data = problem()
     c = CONFIG
     log(
-        f"resnet-long benchmark: n={c.n} d=q={c.dim} m={c.width} L={c.depth} {c.init} init, "
+        f"resnet-long benchmark: n={c.n} d=q={c.dim} m={c.width} L={c.depth} {c.init_scheme} init, "
         f"{c.activation}; target ℓ < {target:g}; GD lr={LR} (Δt = 2·lr/L = {DT:g} per step)"
     )
     log(
@@ -461,7 +461,7 @@ def main(argv=None):
         + ".",
         "",
         f"Problem: `resnet-long` defaults (n = {c.n}, d = q = {c.dim}, m = {c.width}, "
-        f"L = {c.depth}, {c.init} init, exact GELU, seed {c.seed}); ℓ from {risk0:.3g} to "
+        f"L = {c.depth}, {c.init_scheme} init, exact GELU, seed {c.seed}); ℓ from {risk0:.3g} to "
         f"< {target:g}. GD: lr = {LR} on ℓ = Euler step Δt = 2·lr/L = {DT:g} of gradflow's "
         f"conditional-Wasserstein flow of F = ℓ/2, so GD step N ↔ flow time t = N·{DT:g} "
         f"(checked: PyTorch GD and `gf.descent` agree to {exact:.0e} after {k_check} steps).",

@@ -16,6 +16,7 @@ from collections.abc import Callable
 import numpy as np
 
 import gradflow as gf
+from gradflow.experiments import param
 
 GEOMETRY = "conditional_wasserstein"
 UNITS = (
@@ -46,6 +47,54 @@ def solvers() -> list[str]:
 def optimizers() -> list[str]:
     """The optimizer names of `gf.descent`."""
     return list(gf.OPTIMIZERS)
+
+
+# ---------------------------------------------------------------------------------------------
+# your data and weights
+
+
+def data_param():
+    """The `data` field: a user's .npz of arrays x (n, d_in), y (n, d_out) for the generated data."""
+    return param(
+        None,
+        "an .npz file of arrays x (n, d_in) and y (n, d_out) used instead of the generated data",
+        file=True,
+    )
+
+
+def init_param():
+    """The `init` field: a user's .npz of the network's initial trainable arrays."""
+    return param(
+        None,
+        "an .npz file of the network's initial arrays by parameter path (V, W; as trajectories)",
+        file=True,
+    )
+
+
+def user_data(config, *, in_dim=None, out_dim=None, max_dim=None, default=None):
+    """`config.data` read by `gf.data.load_npz` (without a file: `default()`, or None without a
+    default): x (n, d_in), y (n, d_out),
+    finite, with the dimensions the experiment needs (`in_dim`, `out_dim` exactly; both at most
+    `max_dim`, the state dimension q into which A = [I; 0] embeds x and from which B reads y).
+    Every refusal is one `ConfigError` naming `data`."""
+    if config.data is None:
+        return default() if default is not None else None
+    data = gf.data.load_npz(config.data, field="data", in_dim=in_dim, out_dim=out_dim)
+    if max_dim is not None and max(data.in_dim, data.out_dim) > max_dim:
+        raise gf.ConfigError(
+            "data",
+            f"x {tuple(data.x.shape)}, y {tuple(data.y.shape)} in {config.data}",
+            f"x and y with at most dim = {max_dim} columns (the state dimension)",
+        )
+    return data
+
+
+def user_init(model, config):
+    """`model` with the initial arrays of `config.init` (`gf.models.load_parameters`: every
+    trainable array by its path, with its shape; one `ConfigError` naming `init` otherwise)."""
+    if config.init is None:
+        return model
+    return gf.models.load_parameters(model, config.init, field="init")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -53,9 +53,11 @@ class DepthConfig(ExperimentConfig):
     fit_min_depth: int = param(8, "slopes are fitted on depths ≥ this", check=checks.count())
     rtol: float = param(1e-6, "relative tolerance of the flow", check=checks.number())
     atol: float = param(1e-8, "absolute tolerance of the flow", check=checks.number())
+    data: str | None = common.data_param()
 
     def validate(self) -> None:
         super().validate()
+        common.user_data(self, max_dim=self.dim)
         self.require(
             all(i in self.inits for i in self.reference_inits),
             {

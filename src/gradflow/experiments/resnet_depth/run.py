@@ -31,16 +31,20 @@ class _Networks:
     def __init__(self, config: DepthConfig):
         key_data, self.key = jax.random.split(jax.random.PRNGKey(config.seed))
         self.config = config
-        self.data = gf.data.gaussian(key_data, config.n, config.dim, config.dim)
+        self.data = common.user_data(
+            config,
+            max_dim=config.dim,
+            default=lambda: gf.data.gaussian(key_data, config.n, config.dim, config.dim),
+        )
 
     def __call__(self, depth: int, init: str) -> gf.models.ResNet:
         c = self.config
         return gf.models.ResNet(
-            c.dim,
+            self.data.in_dim,
             c.dim,
             c.width,
             depth,
-            c.dim,
+            self.data.out_dim,
             key=self.key,
             activation=c.activation,
             init=init,

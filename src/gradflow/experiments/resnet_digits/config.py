@@ -43,6 +43,11 @@ class DigitsConfig(ExperimentConfig):
         "trained weights are smooth in depth when L·max_k|Z_{k+1} − Z_k| / max_k|Z_k| ≤ this",
         check=checks.number(),
     )
+    data: str | None = param(
+        None,
+        "an .npz file of arrays x (n, d_in) and y (n, classes; argmax = label) instead of digits",
+        file=True,
+    )
 
     def validate(self) -> None:
         super().validate()
@@ -51,6 +56,7 @@ class DigitsConfig(ExperimentConfig):
             self.dim >= low,
             {"dim": f"≥ max(input_dim, 10) = {low}", "input_dim": f"≤ dim = {self.dim}"},
         )
+        common.user_data(self, max_dim=self.dim)
 
     def estimated_bytes(self) -> float:
         n = 1797 * self.train_fraction

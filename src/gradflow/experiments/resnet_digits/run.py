@@ -103,8 +103,12 @@ def _table(frame, config) -> dict:
 def _summary(config, frame, train, test) -> dict:
     return {
         "geometry": common.GEOMETRY,
-        "data": f"sklearn digits, {train.n} train / {test.n} test, PCA to {config.input_dim} "
-        "whitened components, one-hot targets, squared loss, argmax read-out",
+        "data": (
+            f"sklearn digits, {train.n} train / {test.n} test, PCA to {config.input_dim} "
+            "whitened components, one-hot targets, squared loss, argmax read-out"
+            if config.data is None
+            else f"{config.data}: {train.n} train / {test.n} test, squared loss, argmax read-out"
+        ),
         "depth": config.depth,
         "width": config.width,
         "dim": config.dim,
@@ -131,7 +135,9 @@ def _summary(config, frame, train, test) -> dict:
 )
 def run_digits(config: DigitsConfig, context: RunContext) -> Result:
     key_split, key_model = jax.random.split(jax.random.PRNGKey(config.seed))
-    train, test = gf.data.digits(dim=config.input_dim).split(config.train_fraction, key_split)
+    pixels = lambda: gf.data.digits(dim=config.input_dim)
+    data = common.user_data(config, max_dim=config.dim, default=pixels)
+    train, test = data.split(config.train_fraction, key_split)
     rows = []
     with context.task("resnet-digits: activations", total=len(config.activations)) as advance:
         for activation in config.activations:

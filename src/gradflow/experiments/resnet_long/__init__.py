@@ -2,5 +2,5 @@
 `long_problem(config)` builds its network and data (benchmarks/resnet.py uses it)."""
 
 from .config import LongConfig as LongConfig
-from .run import long_problem as long_problem
+from .problem import long_problem as long_problem
 from .run import run_long as run_long

@@ -7,6 +7,8 @@ import dataclasses
 from gradflow.experiments import ExperimentConfig, checks, param
 from gradflow.experiments import resnet_common as common
 
+from .problem import long_problem
+
 
 @dataclasses.dataclass(frozen=True)
 class LongConfig(ExperimentConfig):
@@ -22,7 +24,7 @@ class LongConfig(ExperimentConfig):
     dim: int = param(16, "data and state dimension", check=checks.count(), size=True)
     width: int = param(64, "width m of the residual layers", check=checks.count(), size=True)
     depth: int = param(64, "number of residual layers L", check=checks.count(), size=True)
-    init: str = param("tied", "initialisation of the residual weights", choices=common.inits)
+    init_scheme: str = param("tied", "initialisation of the residual weights", choices=common.inits)
     activation: str = param("gelu", "activation of the residual layers", choices=common.activations)
     length_scale: float = param(
         0.2, "ℓ of the smooth init's kernel in depth", check=checks.number()
@@ -44,10 +46,14 @@ class LongConfig(ExperimentConfig):
     paper_lr: float = param(
         0.32, "the paper's GD step on ℓ, to express times as GD steps", check=checks.number()
     )
+    data: str | None = common.data_param()
+    init: str | None = common.init_param()
 
     def validate(self) -> None:
         super().validate()
         common.require_log_grid(self)
+        if self.data is not None or self.init is not None:
+            long_problem(self)  # reads both files: shapes, finiteness, dimensions
 
     def estimated_bytes(self) -> float:
         return common.flow_bytes(

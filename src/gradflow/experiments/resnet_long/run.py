@@ -7,7 +7,6 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-import jax
 import numpy as np
 
 import gradflow as gf
@@ -16,6 +15,7 @@ from gradflow.experiments import resnet_common as common
 
 from .config import LongConfig
 from .figures import LongFigures, long_figures
+from .problem import long_problem
 
 if TYPE_CHECKING:  # the runner's context; `gradflow.runs` imports this package
     from gradflow.runs import RunContext
@@ -34,24 +34,6 @@ NOTES = (
     "with m ≳ n and L ≳ √(nq) a local PL inequality holds, the risk decays exponentially and "
     "the weights stay a discretisation of a smooth function of depth for all times. " + common.UNITS
 )
-
-
-def long_problem(config: LongConfig) -> tuple[gf.models.ResNet, gf.Dataset]:
-    """The `resnet-long` network and data of `config` (data x, y ~ N(0, I_dim))."""
-    key_data, key_model = jax.random.split(jax.random.PRNGKey(config.seed))
-    data = gf.data.gaussian(key_data, config.n, config.dim, config.dim)
-    model = gf.models.ResNet(
-        config.dim,
-        config.dim,
-        config.width,
-        config.depth,
-        config.dim,
-        key=key_model,
-        activation=config.activation,
-        init=config.init,
-        length_scale=config.length_scale,
-    )
-    return model, data
 
 
 def _summary(config, traj, data, wall) -> dict:
@@ -104,7 +86,8 @@ def run_long(config: LongConfig, context: RunContext) -> Result:
         pl=dg.pl_ratio(traj),
         rate=summary["exponential_rate_tail"],
         target_risk=config.target_risk,
-        title=f"L = {config.depth}, m = {config.width}, n = {data.n}, {config.init} init",
+        title=f"L = {config.depth}, m = {config.width}, n = {data.n}, "
+        + (f"{config.init_scheme} init" if config.init is None else "init from file"),
     )
     figures, captions = long_figures(record)
     return Result(summary=summary, trajectory=traj, figures=figures, captions=captions, notes=NOTES)

@@ -58,7 +58,11 @@ def _width_row(config, context, data, model, width):
 
 def _flows(config, context):
     key_data, key_model = jax.random.split(jax.random.PRNGKey(config.seed))
-    data = gf.data.gaussian(key_data, config.n, config.dim, config.dim)
+    data = common.user_data(
+        config,
+        max_dim=config.dim,
+        default=lambda: gf.data.gaussian(key_data, config.n, config.dim, config.dim),
+    )
     rows, trajs = [], {}
     with context.task("resnet-pl: widths", total=len(config.widths)) as advance:
         for width in sorted(config.widths):

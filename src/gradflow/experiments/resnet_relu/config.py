@@ -32,6 +32,11 @@ class ReluConfig(ExperimentConfig):
     )
     rtol: float = param(1e-10, "relative tolerance of the flow", check=checks.number())
     atol: float = param(1e-12, "absolute tolerance of the flow", check=checks.number())
+    data: str | None = common.data_param()
+
+    def validate(self) -> None:
+        super().validate()
+        common.user_data(self, in_dim=1, out_dim=1)  # the counter-example is scalar
 
     def estimated_bytes(self) -> float:
         return 8.0 * 2 * max(self.halves) * (41 + 13) * len(self.activations)

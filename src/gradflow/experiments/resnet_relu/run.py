@@ -52,7 +52,8 @@ def _row(config, traj, activation, half) -> dict:
 
 
 def _flows(config, context):
-    data = gf.Dataset(jnp.array([[config.x]]), jnp.array([[config.C * config.x]]))
+    one_sample = lambda: gf.Dataset(jnp.array([[config.x]]), jnp.array([[config.C * config.x]]))
+    data = common.user_data(config, in_dim=1, out_dim=1, default=one_sample)
     rows, finals = [], {}
     total = len(config.halves) * len(config.activations)
     with context.task("resnet-relu", total=total) as advance:
