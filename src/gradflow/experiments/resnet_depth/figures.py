@@ -8,7 +8,13 @@ from typing import Any
 
 import numpy as np
 
-from gradflow.experiments.resnet_common import INIT_COLORS, subplots, time_cmap
+from gradflow.experiments.resnet_common import (
+    INIT_COLORS,
+    figures_of,
+    label_axes,
+    subplots,
+    time_cmap,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,13 +38,7 @@ class DepthFigures:
 
 def depth_figures(r: DepthFigures) -> tuple[dict, dict]:
     """({stem: figure}, {stem: caption}) in the report's order."""
-    figures, captions = {}, {}
-    for make in (_smoothness, _ode_gap, _distance_to_reference, _weights_in_depth):
-        made = make(r)
-        if made is not None:
-            stem, fig, caption = made
-            figures[stem], captions[stem] = fig, caption
-    return figures, captions
+    return figures_of(r, (_smoothness, _ode_gap, _distance_to_reference, _weights_in_depth))
 
 
 def _label(init, entry, what=""):
@@ -46,27 +46,23 @@ def _label(init, entry, what=""):
     return f"{init}{what} (slope {slope:.2f})" if slope is not None else init
 
 
+def _trained_and_init(ax, r: DepthFigures, init: str, trained: str, at_init: str) -> None:
+    """Column `trained` against depth (filled) and, where all positive, `at_init` (hollow), with
+    their fitted slopes in the labels."""
+    sub = r.frame[r.frame.init == init].sort_values("depth")
+    c, sl = INIT_COLORS.get(init), r.slopes[init]
+    ax.loglog(sub.depth, sub[trained], "o-", color=c, label=_label(init, sl[trained], ", trained"))
+    if (sub[at_init] > 0).all():
+        label = f"{init}, init (slope {sl[at_init]['slope']:.2f})"
+        ax.loglog(sub.depth, sub[at_init], "o--", mfc="none", color=c, label=label)
+
+
 def _smoothness(r: DepthFigures):
     fig, axes = subplots(2)
     for init in r.inits:
         sub = r.frame[r.frame.init == init].sort_values("depth")
         c, sl = INIT_COLORS.get(init), r.slopes[init]
-        axes[0, 0].loglog(
-            sub.depth,
-            sub.smoothness_trained,
-            "o-",
-            color=c,
-            label=_label(init, sl["smoothness_trained"], ", trained"),
-        )
-        if (sub.smoothness_init > 0).all():
-            axes[0, 0].loglog(
-                sub.depth,
-                sub.smoothness_init,
-                "o--",
-                mfc="none",
-                color=c,
-                label=f"{init}, init (slope {sl['smoothness_init']['slope']:.2f})",
-            )
+        _trained_and_init(axes[0, 0], r, init, "smoothness_trained", "smoothness_init")
         axes[0, 1].loglog(
             sub.depth,
             sub.aggregate_trained,
@@ -80,9 +76,7 @@ def _smoothness(r: DepthFigures):
         y0 = first.smoothness_trained.iloc[0] if p == -1 else first.aggregate_trained.iloc[0]
         if y0 > 0:
             ax.loglog(d, y0 * (d / d[0]) ** p, "k:", lw=1, label=f"${name}$")
-        ax.set_xlabel("depth L")
-        ax.legend(fontsize=8)
-        ax.grid(True, which="both", alpha=0.3)
+        label_axes(ax, "depth L")
     axes[0, 0].set_ylabel(r"$\max_{k,\,t\leq T} |Z_{k+1}-Z_k|$")
     axes[0, 0].set_title("smoothness in depth (the theorem's quantity)")
     axes[0, 1].set_ylabel(r"$\max_t (\sum_k |Z_{k+1}-Z_k|_F^2)^{1/2}$")
@@ -100,29 +94,9 @@ def _ode_gap(r: DepthFigures):
     fig, axes = subplots(1)
     ax = axes[0, 0]
     for init in r.inits:
-        sub = r.frame[r.frame.init == init].sort_values("depth")
-        c, sl = INIT_COLORS.get(init), r.slopes[init]
-        ax.loglog(
-            sub.depth,
-            sub.ode_gap_trained,
-            "o-",
-            color=c,
-            label=_label(init, sl["ode_gap_trained"], ", trained"),
-        )
-        if (sub.ode_gap_init > 0).all():
-            ax.loglog(
-                sub.depth,
-                sub.ode_gap_init,
-                "o--",
-                mfc="none",
-                color=c,
-                label=f"{init}, init (slope {sl['ode_gap_init']['slope']:.2f})",
-            )
-    ax.set_xlabel("depth L")
-    ax.set_ylabel(r"$\max_i |f_L(x_i) - f_{ODE}(x_i)|$")
-    ax.set_title("distance to the neural-ODE limit")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+        _trained_and_init(ax, r, init, "ode_gap_trained", "ode_gap_init")
+    ylabel = r"$\max_i |f_L(x_i) - f_{ODE}(x_i)|$"
+    label_axes(ax, "depth L", ylabel, title="distance to the neural-ODE limit")
     caption = (
         "Largest output difference over the training inputs between the depth-L network and the "
         "neural ODE with linearly interpolated weights (diffrax, rtol = atol = 1e-10), at T "
@@ -163,10 +137,8 @@ def _distance_to_reference(r: DepthFigures):
             color=INIT_COLORS.get(init),
             label=_label(init, entry, " at T"),
         )
-    axes[0, -1].set_xlabel("depth L")
-    axes[0, -1].set_ylabel(r"$(\int_0^1 |Z^L(s)-Z^{ref}(s)|^2 ds)^{1/2}$ at T")
-    axes[0, -1].grid(True, which="both", alpha=0.3)
-    axes[0, -1].legend(fontsize=8)
+    ylabel = r"$(\int_0^1 |Z^L(s)-Z^{ref}(s)|^2 ds)^{1/2}$ at T"
+    label_axes(axes[0, -1], "depth L", ylabel)
     caption = (
         f"L² distance in depth between the weights of the depth-L network and of a depth-"
         f"{r.ref_depth} reference flowed from the same continuous init, against L and t "

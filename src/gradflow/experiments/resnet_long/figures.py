@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from gradflow.experiments.resnet_common import subplots, time_cmap
+from gradflow.experiments.resnet_common import figures_of, label_axes, subplots, time_cmap
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,11 +25,7 @@ class LongFigures:
 
 def long_figures(r: LongFigures) -> tuple[dict, dict]:
     """({stem: figure}, {stem: caption}) in the report's order."""
-    figures, captions = {}, {}
-    for make in (_risk, _weights_in_depth):
-        stem, fig, caption = make(r)
-        figures[stem], captions[stem] = fig, caption
-    return figures, captions
+    return figures_of(r, (_risk, _weights_in_depth))
 
 
 def _risk(r: LongFigures):
@@ -48,18 +44,12 @@ def _risk(r: LongFigures):
             color="tab:orange",
             label=f"fit e^(−{r.rate:.3g} t)",
         )
-    ax.set_xlabel("time t")
-    ax.set_ylabel("risk")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    label_axes(ax, "time t", "risk")
     ax.set_title(r.title, fontsize=10)
     ax = axes[0, 1]
     ax.semilogx(t[1:], r.pl.ratio[1:], color="tab:green")
     ax.axhline(r.pl.min, color="k", ls=":", lw=1, label=f"min {r.pl.min:.3g}")
-    ax.set_xlabel("time t")
-    ax.set_ylabel(r"PL ratio $|\nabla F|_G^2 / F$")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    label_axes(ax, "time t", r"PL ratio $|\nabla F|_G^2 / F$")
     caption = (
         "Left: the risk along the flow (semilog): exponential decay after a transient. Right: the "
         "PL ratio |∇F|²/F in the flow's metric, bounded away from zero along the trajectory."

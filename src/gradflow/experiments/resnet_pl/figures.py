@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 import gradflow as gf
-from gradflow.experiments.resnet_common import subplots, time_cmap
+from gradflow.experiments.resnet_common import figures_of, label_axes, subplots, time_cmap
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,11 +27,7 @@ class PLFigures:
 
 def pl_figures(r: PLFigures) -> tuple[dict, dict]:
     """({stem: figure}, {stem: caption}) in the report's order."""
-    figures, captions = {}, {}
-    for make in (_risk_and_pl, _width_sweep):
-        stem, fig, caption = make(r)
-        figures[stem], captions[stem] = fig, caption
-    return figures, captions
+    return figures_of(r, (_risk_and_pl, _width_sweep))
 
 
 def _risk_and_pl(r: PLFigures):
@@ -53,8 +49,7 @@ def _risk_and_pl(r: PLFigures):
     axes[0, 0].set_ylabel("risk ℓ")
     axes[0, 1].set_ylabel(r"PL ratio $|\nabla F|_G^2/F$")
     for ax in axes[0]:
-        ax.set_xlabel("time t")
-        ax.grid(True, which="both", alpha=0.3)
+        label_axes(ax, "time t", legend=None)
     axes[0, 0].legend(fontsize=7)
     caption = (
         "Risk (left) and PL ratio |∇F|_G²/F (right) along the flow for each width (dotted: the "
@@ -95,9 +90,7 @@ def _width_sweep(r: PLFigures):
         ax.axvline(1.0, color="tab:red", ls="--", lw=1, label="m = n")
         ax.set_xticks(list(frame.m_over_n), [f"{v:.3g}" for v in frame.m_over_n], fontsize=7)
         ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.set_xlabel("m / n")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
+        label_axes(ax, "m / n")
     caption = (
         "Time to reach the target risk (×: not reached by t_max, with the final risk) and minimum "
         "PL ratio along the path against the overparameterisation m/n "

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from gradflow.experiments.resnet_common import subplots, time_cmap
+from gradflow.experiments.resnet_common import figures_of, label_axes, subplots, time_cmap
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,11 +24,7 @@ class ReluFigures:
 
 def relu_figures(r: ReluFigures) -> tuple[dict, dict]:
     """({stem: figure}, {stem: caption}) in the report's order."""
-    figures, captions = {}, {}
-    for make in (_weights, _differences):
-        stem, fig, caption = make(r)
-        figures[stem], captions[stem] = fig, caption
-    return figures, captions
+    return figures_of(r, (_weights, _differences))
 
 
 def _weights(r: ReluFigures):
@@ -48,10 +44,8 @@ def _weights(r: ReluFigures):
                 color=cmap(i / max(1, len(r.halves) - 1)),
                 label=f"2L = {2 * half}",
             )
-        ax.set_xlabel("layer k/(2L)")
-        ax.set_ylabel("trained $w_k$")
         ax.set_title(f"{activation}: trained weights", fontsize=10)
-        ax.legend(fontsize=7)
+        label_axes(ax, "layer k/(2L)", "trained $w_k$", legend=7, grid=False)
     caption = (
         "Trained weights against the layer: with ReLU they alternate between −1/(2L) (dead odd "
         "layers) and w* (even layers), for every depth; with GELU they form a smooth profile."
@@ -68,10 +62,7 @@ def _differences(r: ReluFigures):
     if "relu" in r.activations:
         sub = r.frame[r.frame.activation == "relu"].sort_values("depth")
         ax.loglog(sub.depth, sub.predicted_relu_diff, "k:", label="w* + 1/(2L) (closed form)")
-    ax.set_xlabel("depth 2L")
-    ax.set_ylabel("largest successive difference after training")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    label_axes(ax, "depth 2L", "largest successive difference after training")
     caption = (
         "Largest successive difference of the trained weights against depth: Ω(1) for ReLU, "
         "matching w* + 1/(2L) with (1 + w*/(2L))^L = C; decaying like 1/L for GELU."
