@@ -2,7 +2,7 @@
 gradflow's error-controlled flow and by plain full-batch gradient descent in PyTorch at the
 paper's step.
 
-The problem (the defaults of `gradflow.experiments.resnet.LongConfig`, built exactly as
+The problem (the defaults of `gradflow.experiments.resnet_long.LongConfig`, built exactly as
 `run_long` builds it): x_i, y_i ~ N(0, I_16), n = 50 (`gf.data.gaussian`, key split from
 PRNGKey(0)); `ResNet(16, 16, 64, 64, 16)`, i.e. d = q = d' = 16, width m = 64, depth L = 64,
 h_{k+1} = h_k + 1/(L√m) V_{k+1} σ(W_{k+1} h_k/√q), σ the exact (erf) GELU, A = [I; 0] and
@@ -43,7 +43,7 @@ step. The Jacobian of a gradient flow has a real spectrum, so a Runge–Kutta–
 alone, at a cost of s ≈ √(1.54 hρ) evaluations each: ~11.5k evaluations in all.
 
 Contenders:
-- gradflow: `gf.flow` exactly as `gradflow run resnet-long` runs it (its `flow_until` on the
+- gradflow: `gf.flow_in_pieces` exactly as `gradflow run resnet-long` runs it (its `flow_to_level` on the
   experiment's save grid: 160 log-spaced saves in pieces of 16, `stop_below` = the target so
   the solve ends where ℓ crosses it; conditional Wasserstein; the experiment's solver 'rkc',
   rtol = 1e-6, atol = 1e-10; `--solver tsit5` for the fifth-order explicit baseline). Timed on
@@ -87,8 +87,9 @@ import jax
 import numpy as np
 
 import gradflow as gf
-from gradflow.experiments._base import Progress
-from gradflow.experiments.resnet import GEOMETRY, LongConfig, flow_until, long_problem
+from gradflow.experiments import RunContext
+from gradflow.experiments.resnet_common import GEOMETRY, flow_to_level
+from gradflow.experiments.resnet_long import LongConfig, long_problem
 from gradflow.models import ResNet
 
 CONFIG = LongConfig()
@@ -120,10 +121,10 @@ def risk_of(model, data) -> float:
 
 
 def gradflow_solve(model, data, target, solver, rtol, atol, controller):
-    """The flow until ℓ < target, as the experiment runs it (`flow_until` on its save grid)."""
+    """The flow until ℓ < target, as the experiment runs it (`flow_to_level` on its save grid)."""
     config = dataclasses.replace(CONFIG, target_risk=target, solver=solver, rtol=rtol, atol=atol)
-    traj = flow_until(
-        model, data, config, Progress(), "flow", controller=controller, max_steps=1_000_000
+    traj = flow_to_level(
+        model, data, config, RunContext(), "flow", controller=controller, max_steps=1_000_000
     )
     risk = 2 * np.asarray(traj.loss)
     info = {
@@ -322,7 +323,7 @@ def main(argv=None):
     model, data = problem()
     c = CONFIG
     log(
-        f"resnet-long benchmark: n={c.n} d=q={c.dim} m={c.width} L={c.depth} {c.init} init, "
+        f"resnet-long benchmark: n={c.n} d=q={c.dim} m={c.width} L={c.depth} {c.init_scheme} init, "
         f"{c.activation}; target ℓ < {target:g}; GD lr={LR} (Δt = 2·lr/L = {DT:g} per step)"
     )
     log(
@@ -460,7 +461,7 @@ def main(argv=None):
         + ".",
         "",
         f"Problem: `resnet-long` defaults (n = {c.n}, d = q = {c.dim}, m = {c.width}, "
-        f"L = {c.depth}, {c.init} init, exact GELU, seed {c.seed}); ℓ from {risk0:.3g} to "
+        f"L = {c.depth}, {c.init_scheme} init, exact GELU, seed {c.seed}); ℓ from {risk0:.3g} to "
         f"< {target:g}. GD: lr = {LR} on ℓ = Euler step Δt = 2·lr/L = {DT:g} of gradflow's "
         f"conditional-Wasserstein flow of F = ℓ/2, so GD step N ↔ flow time t = N·{DT:g} "
         f"(checked: PyTorch GD and `gf.descent` agree to {exact:.0e} after {k_check} steps).",

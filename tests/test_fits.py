@@ -195,3 +195,20 @@ def test_slope_is_a_frozen_json_record():
     json.dumps(out, allow_nan=False)
     with pytest.raises(dataclasses.FrozenInstanceError):
         fit.slope = 0.0
+
+
+def test_loglog_summary_leaves_out_zeros_and_says_why_it_cannot_fit():
+    # y = 3 x^{-1} exactly, with an exact zero (tied layers' differences) and a NaN left out
+    xs = np.array([2.0, 4.0, 8.0, 16.0, 32.0])
+    ys = 3.0 / xs
+    ys[1], ys[3] = 0.0, np.nan
+    entry = fits.loglog_summary(xs, ys)
+    assert entry["points"] == 3 and set(entry) == {"slope", "stderr", "points"}
+    assert entry["slope"] == pytest.approx(-1.0, abs=1e-14)
+    assert entry["stderr"] == pytest.approx(0.0, abs=1e-14)
+    zeros = fits.loglog_summary(xs, np.r_[0.0, 0.0, 0.0, 1.0, np.inf])
+    assert zeros["slope"] is None and zeros["stderr"] is None and zeros["points"] == 1
+    assert "fewer than two positive" in zeros["reason"]
+    json.dumps(zeros)
+    with pytest.raises(gf.ConfigError, match="xs"):
+        fits.loglog_summary([1.0, -2.0, 3.0], [1.0, 2.0, 3.0])

@@ -16,6 +16,7 @@ from . import losses as losses  # noqa: E402
 from . import models as models  # noqa: E402
 from . import objective as objective  # noqa: E402
 from ._chebyshev import RungeKuttaChebyshev as RungeKuttaChebyshev  # noqa: E402
+from ._descent import OPTIMIZERS as OPTIMIZERS  # noqa: E402
 from ._descent import descent as descent  # noqa: E402
 from ._ensemble import Ensemble as Ensemble  # noqa: E402
 from ._ensemble import ensemble as ensemble  # noqa: E402

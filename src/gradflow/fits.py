@@ -40,6 +40,7 @@ __all__ = [
     "Slope",
     "linear_fit",
     "loglog_slope",
+    "loglog_summary",
     "exponential_fit",
     "exponential_rate",
     "crossing_times",
@@ -130,6 +131,30 @@ def loglog_slope(xs, ys) -> Slope:
     ok = bool(np.all(np.isfinite(x) & (x > 0)) and np.all(np.isfinite(y) & (y > 0)))
     check(ok, "xs, ys", (x.tolist(), y.tolist()), "positive finite numbers (NaN: left out)")
     return _line(np.log(x), np.log(y), "xs")
+
+
+def loglog_summary(xs, ys) -> dict:
+    """`loglog_slope` of ys against xs as a JSON summary entry, over the points whose y is
+    positive and finite: {'slope': p, 'stderr', 'points': n} for y ≈ C x^p.
+
+    A measured scaling may contain exact zeros (e.g. the successive differences of a network
+    whose layers start equal), where log y is undefined: those points are left out, and with
+    fewer than two left the entry is {'slope': None, 'stderr': None, 'points': n, 'reason'}
+    instead of an error, so that a sweep's summary is still written.
+
+    **Raises:** `ConfigError` as `loglog_slope` for the points kept (e.g. non-positive xs).
+    """
+    xs, ys = _pair("xs", xs, "ys", ys)
+    keep = (ys > 0) & np.isfinite(ys)
+    if keep.sum() < 2:
+        return {
+            "slope": None,
+            "stderr": None,
+            "points": int(keep.sum()),
+            "reason": "fewer than two positive values (e.g. exactly zero differences)",
+        }
+    fit = loglog_slope(xs[keep], ys[keep])
+    return {"slope": fit.slope, "stderr": fit.stderr, "points": fit.n}
 
 
 def exponential_fit(ts, values, *, t_from: float | None = None, floor: float = 1e-20) -> Slope:

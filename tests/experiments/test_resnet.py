@@ -298,6 +298,7 @@ def test_digits_tied_init_is_smooth_in_depth_iid_is_not(quick):
         ("resnet-long", {"depth": "0"}, "depth"),
         ("resnet-long", {"width": "0"}, "width"),
         ("resnet-long", {"init": "orthogonal"}, "init"),
+        ("resnet-long", {"init_scheme": "orthogonal"}, "init_scheme"),
         ("resnet-long", {"activation": "sigmoidal"}, "activation"),
         ("resnet-long", {"t_max": "0.5"}, "t_max"),
         ("resnet-long", {"piece": "7"}, "piece"),
@@ -331,3 +332,29 @@ def test_quick_and_full_configs_are_valid(name):
     assert gf.experiments.effective_config(name).preset == "full"
     # explicit values are kept under quick, and still validated against the quick values
     assert make_config(name, {"quick": "true", "seed": "3"}).seed == 3
+
+
+def test_long_takes_your_data_and_initial_weights_from_npz_files(tmp_path):
+    # issue 13: --set data=FILE.npz (x, y) and init=FILE.npz (arrays by parameter path); the
+    # tiny preset's network has q = 4, m = 8, L = 4; d_in = 3 and d_out = 2 are embedded in q
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(5, 3)), rng.normal(size=(5, 2))
+    V, W = rng.normal(size=(4, 4, 8)), rng.normal(size=(4, 8, 4))
+    np.savez(tmp_path / "data.npz", x=x, y=y)
+    np.savez(tmp_path / "init.npz", V=V, W=W)
+    files = {"data": str(tmp_path / "data.npz"), "init": str(tmp_path / "init.npz")}
+    config = make_config("resnet-long", {"preset": "tiny", **files})
+    model, data = gf.experiments.resnet_long.long_problem(config)
+    np.testing.assert_array_equal(data.x, x)
+    np.testing.assert_array_equal(data.y, y)
+    np.testing.assert_array_equal(model.V, V)
+    np.testing.assert_array_equal(model.W, W)
+    assert (model.in_dim, model.dim, model.out_dim) == (3, 4, 2)
+    # refused before any work, in one line naming the field
+    np.savez(tmp_path / "short.npz", V=V[:2], W=W)
+    np.savez(tmp_path / "wide.npz", x=np.ones((3, 5)), y=np.ones((3, 2)))
+    for field, name in (("init", "short.npz"), ("data", "wide.npz")):
+        overrides = {"preset": "tiny", **files, field: str(tmp_path / name)}
+        with pytest.raises(gf.ConfigError) as info:
+            make_config("resnet-long", overrides)
+        assert info.value.field == field and "\n" not in str(info.value)

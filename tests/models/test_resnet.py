@@ -10,7 +10,6 @@ from scipy.special import erf
 
 import gradflow as gf
 from gradflow._problem import trainable_masses
-from gradflow.experiments.resnet import relu_fixed_point, relu_network
 from gradflow.models._inits import smooth_gp
 
 KEY = jax.random.PRNGKey(3)
@@ -262,9 +261,9 @@ def test_tangent_kernel_bounds_the_pl_ratio_of_every_target():
 
 def test_relu_counter_example_converges_to_the_closed_form():
     half, C = 4, 2.0
-    w_star = relu_fixed_point(half, C)
+    w_star = gf.analytic.relu_fixed_point(half, C)
     assert (1 + w_star / (2 * half)) ** half == pytest.approx(C, rel=1e-14)
-    model = relu_network(half)
+    model = gf.models.relu_counter_example(half)
     w0 = np.asarray(model.W).reshape(-1)
     np.testing.assert_allclose(w0, [(-1) ** k / (2 * half) for k in range(1, 2 * half + 1)])
     data = gf.Dataset(jnp.array([[1.0]]), jnp.array([[C]]))
@@ -277,11 +276,11 @@ def test_relu_counter_example_converges_to_the_closed_form():
 
 
 def test_ensemble_of_resnets_flows_in_one_solve():
-    from gradflow.experiments.resnet import stack
-
     models = [gf.models.ResNet(2, 3, 2, 4, 2, key=KEY, init=i) for i in ("tied", "iid")]
     data = gf.data.gaussian(KEY, 6, 2, 2)
-    traj = gf.flow(stack(models), data, 1.0, geometry="conditional_wasserstein", saveat=[0.0, 1.0])
+    traj = gf.flow(
+        gf.Ensemble.stack(models), data, 1.0, geometry="conditional_wasserstein", saveat=[0.0, 1.0]
+    )
     single = gf.flow(models[1], data, 1.0, geometry="conditional_wasserstein", saveat=[0.0, 1.0])
     np.testing.assert_allclose(traj.member(1).params.V, single.params.V, atol=1e-9)
     gaps = gf.diagnostics.ode_gaps(traj.at(1), data.x)

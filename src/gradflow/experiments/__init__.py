@@ -26,7 +26,11 @@ from ._effective import make_config as make_config
 # isort: split
 from . import deep_linear as deep_linear  # noqa: E402,F401
 from . import mean_field as mean_field  # noqa: E402,F401
-from . import resnet as resnet  # noqa: E402,F401
+from . import resnet_depth as resnet_depth  # noqa: E402,F401
+from . import resnet_digits as resnet_digits  # noqa: E402,F401
+from . import resnet_long as resnet_long  # noqa: E402,F401
+from . import resnet_pl as resnet_pl  # noqa: E402,F401
+from . import resnet_relu as resnet_relu  # noqa: E402,F401
 
 _FROM_RUNS = ("run_experiment", "resume_experiment", "RunContext", "Progress")
 

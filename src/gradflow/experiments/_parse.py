@@ -110,6 +110,14 @@ def coerce(key: str, value: Any, annotation) -> Any:
     """A typed value (Python API, or JSON read back from config.json) in the field's type: lists
     become tuples, integers given for a float field become floats, text is parsed. Anything of
     the wrong type raises `ConfigError(key, value, form)`."""
+    inner, optional = _optional_inner(annotation)
+    if (
+        optional
+        and inner is str
+        and isinstance(value, str)
+        and value.strip().lower() in _NONE_WORDS
+    ):
+        return None  # an optional text field (a file path): `none` is None, as for other types
     if (
         isinstance(value, str)
         and annotation is not str

@@ -24,3 +24,4 @@ from .deep_linear import DeepLinear as DeepLinear
 from .mean_field import MeanFieldResNet as MeanFieldResNet
 from .neural_ode import NeuralODE as NeuralODE
 from .resnet import ResNet as ResNet
+from .resnet import relu_counter_example as relu_counter_example

@@ -40,6 +40,7 @@ from typing import final
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .._activations import ACTIVATIONS as ACTIVATIONS  # the names experiments import from here
 from .._custom_types import Array, Float, Inputs, Outputs
@@ -249,3 +250,14 @@ class ResNet(AbstractResidualNetwork):
             frozen=self.frozen,
             normalise=self.normalise,
         )
+
+
+def relu_counter_example(half_depth: int, activation: str = "relu") -> ResNet:
+    """The network of the ReLU counter-example of Marion et al. (docs/resnets.md): depth 2L
+    (L = `half_depth`), d = q = m = 1, V_k = 1 frozen and w_k(0) = (−1)^k/(2L), k = 1..2L, so
+    that h_{k+1} = h_k + (1/(2L)) σ(w_{k+1} h_k). With ReLU and a positive input the odd layers are
+    dead; the even ones converge to `gf.analytic.relu_fixed_point(L, C)` when fitted to y = Cx."""
+    half_depth = positive_int("half_depth", half_depth)
+    k = np.arange(1, 2 * half_depth + 1)
+    w = ((-1.0) ** k / (2 * half_depth)).reshape(-1, 1, 1)
+    return ResNet.from_weights(np.ones_like(w), w, activation=activation, frozen=("V",))

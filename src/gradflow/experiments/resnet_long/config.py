@@ -1,0 +1,61 @@
+"""The configuration of `resnet-long` (the paper's Fig. 2 setting)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from gradflow.experiments import ExperimentConfig, checks, param
+from gradflow.experiments import resnet_common as common
+
+from .problem import long_problem
+
+
+@dataclasses.dataclass(frozen=True)
+class LongConfig(ExperimentConfig):
+    """The paper's Fig. 2 setting: one network flowed until its (paper's) risk ℓ = 2F is below
+    `target_risk`, or until `t_max` (`gradflow describe resnet-long`)."""
+
+    # Quick: still inside Thm. 6's regime (m ≥ n, L ≳ √(nq)): n = 10, m = 32, L = 32. (L = 8
+    # with n = 50 is not, and stalls near ℓ ~ 6e-4.)
+    QUICK = dict(n=10, width=32, depth=32, target_risk=1e-4, t_max=2000.0, saves=40, piece=8)
+    TINY = dict(n=4, dim=4, width=8, depth=4, target_risk=1e-2, t_max=50.0, saves=8, piece=4)
+
+    n: int = param(50, "number of samples x, y ~ N(0, I_dim)", check=checks.count(), size=True)
+    dim: int = param(16, "data and state dimension", check=checks.count(), size=True)
+    width: int = param(64, "width m of the residual layers", check=checks.count(), size=True)
+    depth: int = param(64, "number of residual layers L", check=checks.count(), size=True)
+    init_scheme: str = param("tied", "initialisation of the residual weights", choices=common.inits)
+    activation: str = param("gelu", "activation of the residual layers", choices=common.activations)
+    length_scale: float = param(
+        0.2, "ℓ of the smooth init's kernel in depth", check=checks.number()
+    )
+    target_risk: float = param(
+        1e-7, "stop where the paper's risk ℓ = 2F crosses this", check=checks.number()
+    )
+    t_first: float = param(1.0, "first saved time after t = 0 (log grid)", check=checks.number())
+    t_max: float = param(20000.0, "last saved time, the horizon (> t_first)", check=checks.number())
+    saves: int = param(
+        160, "number of log-spaced saves in [t_first, t_max]", check=checks.count(), size=True
+    )
+    piece: int = param(16, "saves per solve (a divisor of saves)", check=checks.count(), size=True)
+    solver: str = param(
+        "rkc", "the flow's solver ('rkc': the tail is stiff)", choices=common.solvers
+    )
+    rtol: float = param(1e-6, "relative tolerance of the flow", check=checks.number())
+    atol: float = param(1e-10, "absolute tolerance of the flow", check=checks.number())
+    paper_lr: float = param(
+        0.32, "the paper's GD step on ℓ, to express times as GD steps", check=checks.number()
+    )
+    data: str | None = common.data_param()
+    init: str | None = common.init_param()
+
+    def validate(self) -> None:
+        super().validate()
+        common.require_log_grid(self)
+        if self.data is not None or self.init is not None:
+            long_problem(self)  # reads both files: shapes, finiteness, dimensions
+
+    def estimated_bytes(self) -> float:
+        return common.flow_bytes(
+            self.depth, 1, self.n, self.dim, self.width, self.saves, per_solve=self.piece
+        )
