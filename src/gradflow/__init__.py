@@ -27,6 +27,7 @@ from ._errors import SolverError as SolverError  # noqa: E402
 from ._flow import flow as flow  # noqa: E402
 from ._pieces import flow_in_pieces as flow_in_pieces  # noqa: E402
 from ._problem import GradientFlowProblem as GradientFlowProblem  # noqa: E402
+from ._solvers import SOLVERS as SOLVERS  # noqa: E402
 from ._solvers import SolverChoice as SolverChoice  # noqa: E402
 from ._solvers import choose_solver as choose_solver  # noqa: E402
 from ._solvers import largest_curvature as largest_curvature  # noqa: E402

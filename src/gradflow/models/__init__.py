@@ -13,6 +13,8 @@ from ._base import AbstractModel as AbstractModel
 from ._base import AbstractParticleModel as AbstractParticleModel
 from ._base import masses_like as masses_like
 from ._particles import AbstractNeuronMeasure as AbstractNeuronMeasure
+from ._plan import FlowPlan as FlowPlan
+from ._plan import flow_plan as flow_plan
 from ._residual import AbstractResidualNetwork as AbstractResidualNetwork
 from ._two_layer import TwoLayerMeanField as TwoLayerMeanField
 from ._wrapped import Wrapped as Wrapped
