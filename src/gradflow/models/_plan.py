@@ -73,10 +73,9 @@ def flow_plan(
     state = 8.0 * layers * particles * (2 * dim + 1)
     m_b = min(particles, block) if block > 0 else particles
     act = 8.0 * n * (4 * m_b + dim * (layers + 1))
-    # memory may be math.inf (no limit): min before int
-    kept = int(min(saves, max(min(min_saves, saves), memory / 4 // (2 * state))))
-    piece = kept - 1
-    if piece + 1 > memory / 8 // (state + act):
-        piece = int(max(1, memory / 8 // (state + act) - 1))
+    # saves and states per batch that fit (memory may be math.inf: no limit)
+    room, batch = memory / 4 / (2 * state), memory / 8 / (state + act)
+    kept = saves if room >= saves else max(min(min_saves, saves), int(room))
+    piece = kept - 1 if batch >= kept else max(1, int(batch) - 1)
     peak = state * (SOLVER_COPIES + 2 * kept) + (piece + 1) * (state + act)
     return FlowPlan(kept, piece, state, peak, bool(peak <= memory))
