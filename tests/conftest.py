@@ -15,8 +15,21 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
+# One persistent compilation cache for the whole session: the xdist workers and the `gradflow`
+# subprocesses that the CLI, run-folder and fault-injection tests start compile the same solves
+# again and again, and on a clean clone (CI) they share what the first one compiled. The first
+# process (the xdist controller, or a plain pytest) makes the folder and the others inherit it.
+if "GRADFLOW_TEST_COMPILE_CACHE" not in os.environ:
+    import tempfile
+
+    os.environ["GRADFLOW_TEST_COMPILE_CACHE"] = tempfile.mkdtemp(prefix="gradflow-test-jax-")
+os.environ["JAX_COMPILATION_CACHE_DIR"] = os.environ["GRADFLOW_TEST_COMPILE_CACHE"]
+os.environ["GRADFLOW_CACHE_DIR"] = os.environ["GRADFLOW_TEST_COMPILE_CACHE"]
+
 import jax  # noqa: E402
 import pytest  # noqa: E402
+
+jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
 
 import gradflow  # noqa: E402,F401
 import gradflow as gf  # noqa: E402

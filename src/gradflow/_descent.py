@@ -3,7 +3,7 @@
 order in η. Any optax `GradientTransformation` can be the optimiser.
 
 The whole run is one compiled loop. A step too large for the curvature makes the iterates blow
-up; the loop keeps the last iterate at which F and ∇F were finite and stops there, and `descent`
+up; the loop keeps the last iterate at which F and |∇F| were finite and stops there, and `descent`
 raises `DivergenceError` carrying the trajectory up to that iterate.
 """
 
@@ -32,10 +32,6 @@ OPTIMIZERS: dict[str, Callable[[float], optax.GradientTransformation]] = {
 }
 
 
-def _all_finite(tree) -> jax.Array:
-    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jtu.tree_leaves(tree)]))
-
-
 @eqx.filter_jit
 def _descent_run(
     problem, params, lr, optimizer, n_chunks, save_every, remainder, progress, ensemble
@@ -48,7 +44,9 @@ def _descent_run(
     def step(carry):
         p, state, good, good_k, k, _ = carry
         value, g = problem.value_and_grad(p)
-        ok = jnp.isfinite(value) & _all_finite(g)
+        # Finite F and a finite gradient norm in the metric (the norm can overflow while every
+        # entry of ∇F is finite, and the kept iterate's recorded |∇F| must be finite too).
+        ok = jnp.isfinite(value) & jnp.isfinite(problem.geometry.dual_norm(g, problem.masses))
         good = jtu.tree_map(lambda a, b: jnp.where(ok, a, b), p, good)
         good_k = jnp.where(ok, k, good_k)
         # The geometry's (negative) velocity is the preconditioned gradient: −v = G⁻¹∇F.
@@ -197,7 +195,7 @@ def descent(
         info,
     )
     loss_np = np.atleast_2d(np.asarray(loss_v))
-    if np.all(np.isfinite(loss_np)):
+    if np.all(np.isfinite(loss_np)) and np.all(np.isfinite(np.asarray(gnorm))):
         return traj
     # Diverged: keep the saves before the last finite iterate, then that iterate.
     last = np.atleast_1d(np.asarray(good_k))

@@ -1,13 +1,14 @@
 """Datasets and their generators.
 
 A `Dataset` is a pair of arrays `x` (n, d_in) and `y` (n, d_out). Every generator takes an explicit
-`jax.random` key. The risk is always F = (1/2n) Σ_i |f(x_i) − y_i|² (DESIGN.md), and for models
+`jax.random` key. The risk is always F = (1/2n) Σ_i |f(x_i) − y_i|² (docs/objective.md), and for models
 that are linear in the input the data enter only through the moments
 Σ_xx = XᵀX/n, Σ_yx = YᵀX/n and tr Σ_yy = |Y|²/n (see `Dataset.moments`).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import equinox as eqx
@@ -18,6 +19,7 @@ import numpy as np
 from ._activations import ACTIVATIONS
 from ._custom_types import Array, Float, Inputs, Targets
 from ._errors import ConfigError
+from ._npz import numeric_array, read_npz
 from ._validation import check
 
 
@@ -281,3 +283,41 @@ def digits(key=None, dim: int | None = None, targets: str = "onehot") -> Dataset
 def digit_labels(y: Float[Array, "n 10"]) -> Array:
     """The class of each one-hot target (or the predicted class of each output): argmax."""
     return jnp.argmax(y, axis=-1)
+
+
+def load_npz(
+    path,
+    *,
+    field: str = "data",
+    in_dim: int | None = None,
+    out_dim: int | None = None,
+    dtype=jnp.float64,
+) -> Dataset:
+    """The dataset in `path`: arrays `x` (n, d_in) and `y` (n, d_out) or (n,).
+
+    `in_dim`/`out_dim`, when given, are the dimensions the configuration expects; a file that
+    disagrees is refused naming both.
+    """
+    arrays = read_npz(path, field, "arrays x (n, d_in) and y (n, d_out)")
+    missing = [k for k in ("x", "y") if k not in arrays]
+    if missing:
+        raise ConfigError(
+            field, f"{path} without {', '.join(missing)}", "arrays named x (n, d_in) and y"
+        )
+    x = numeric_array(field, "x", arrays["x"])
+    y = numeric_array(field, "y", arrays["y"])
+    if y.ndim == 1:
+        y = y[:, None]
+    if x.ndim != 2 or y.ndim != 2 or x.shape[0] != y.shape[0] or x.shape[0] == 0:
+        raise ConfigError(
+            field, f"x {x.shape}, y {y.shape}", "x (n, d_in) and y (n, d_out) with the same n >= 1"
+        )
+    for name, want, got in (("d_in", in_dim, x.shape[1]), ("d_out", out_dim, y.shape[1])):
+        if want is not None and want != got:
+            raise ConfigError(field, f"{name} = {got} in {os.fspath(path)}", f"{name} = {want}")
+    return Dataset(jnp.asarray(x, dtype), jnp.asarray(y, dtype))
+
+
+def save_npz(path, data: Dataset) -> None:
+    """Write `data` as arrays `x` and `y` (the layout `load_npz` reads)."""
+    np.savez(path, x=np.asarray(data.x), y=np.asarray(data.y))

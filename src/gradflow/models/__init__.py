@@ -12,6 +12,9 @@ from ._base import AbstractLinearModel as AbstractLinearModel
 from ._base import AbstractModel as AbstractModel
 from ._base import AbstractParticleModel as AbstractParticleModel
 from ._base import masses_like as masses_like
+from ._parameters import load_parameters as load_parameters
+from ._parameters import parameter_arrays as parameter_arrays
+from ._parameters import save_parameters as save_parameters
 from ._particles import AbstractNeuronMeasure as AbstractNeuronMeasure
 from ._plan import FlowPlan as FlowPlan
 from ._plan import flow_plan as flow_plan

@@ -1,0 +1,218 @@
+"""The compiled solve behind `gf.flow`: one `diffrax.diffeqsolve` of θ' = −G⁻¹∇F(θ).
+
+`solve` is cached on the shapes and the static options (`SolveOptions`) only, so new data, a new
+initial model, new tolerances, horizon or save times reuse the compiled loop. Its carry
+(`SolveCarry`) holds the solver's and controller's state so that `flow_in_pieces` continues a
+solve exactly where a piece ended. How an ensemble is batched (`ensemble_strategy`) is a
+per-backend choice made here, where the loop is built.
+"""
+
+from __future__ import annotations
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optimistix as optx
+
+from ._problem import GradientFlowProblem
+from ._solvers import AbstractCountingSolver, proposed_step
+from ._validation import check_choice, integer
+
+# diffrax's outcomes, by their public names, for `Trajectory.result`.
+RESULT_NAMES = (
+    "successful",
+    "event_occurred",
+    "max_steps_reached",
+    "dt_min_reached",
+    "max_steps_rejected",
+    "nonlinear_divergence",
+    "nonlinear_max_steps_reached",
+    "nonfinite",
+    "nonfinite_input",
+    "singular",
+    "breakdown",
+    "stagnation",
+    "conlim",
+    "internal_error",
+)
+
+
+class SolveOptions(eqx.Module):
+    """Everything about a solve that is not the problem, the state or the time interval.
+
+    Numbers that change from run to run (tolerances, the stop level) are arrays, so that changing
+    them does not recompile the solve.
+    """
+
+    solver: diffrax.AbstractSolver
+    controller: diffrax.AbstractStepSizeController
+    event: diffrax.Event | None
+    stop_below: jax.Array | None
+    max_steps: int = eqx.field(static=True)
+    progress: bool = eqx.field(static=True)
+    ensemble: str = eqx.field(static=True, default="vmap")
+    group: int = eqx.field(static=True, default=1)
+
+
+def _above_level(t, y, args, **kwargs):
+    """F(y) − level: the stop event's condition (a sign change ends the solve)."""
+    problem, level = args
+    return problem.objective(y) - level
+
+
+def _velocity(t, y, args):
+    problem, _ = args
+    return problem.velocity(y)
+
+
+def _velocities(t, y, args):
+    """The vector field of a whole ensemble as one system (members share the steps)."""
+    problem, _ = args
+    return jax.vmap(problem.velocity)(y)
+
+
+# How an ensemble is solved (`flow(..., ensemble=...)`):
+# - "vmap": one batched loop; every member keeps its own step size, but the loop runs until the
+#   slowest member is done and every iteration pays for the whole batch (finished members are
+#   masked, not skipped).
+# - "map": the members one after another inside one compiled program (`jax.lax.map`, `group`
+#   members vmapped at a time); each its own step size, no masked work, one member's state in
+#   cache at a time.
+# - "lockstep": the members as one ODE system; one step-size controller for all (its error
+#   norm is the RMS over every member's), so every member takes steps set by the hardest ones.
+# - "auto": per backend. On a CPU "map" over groups of `CPU_GROUP` members (measured in
+#   benchmarks/ensemble.py: a vmapped batch of 64 deep-linear solves took ~2x the time of 64
+#   sequential ones, the stacked stages falling out of cache and the batch stepping until its
+#   slowest member is done, while small groups vectorise the small matrix products without
+#   either cost); on an accelerator "vmap" (thousands of members fill the device: 1,024 seeds
+#   cost ~10x one seed on an H200).
+ENSEMBLE_STRATEGIES = ("auto", "vmap", "map", "lockstep")
+
+
+CPU_GROUP = 4
+
+
+def ensemble_strategy(name, group: int = 1) -> tuple[str, int]:
+    """(strategy, group size) that `name` ('auto', a strategy, or an integer group size for
+    'map') stands for on the current backend."""
+    if isinstance(name, int | np.integer) and not isinstance(name, bool):
+        return "map", integer("ensemble", name, minimum=1)
+    check_choice("ensemble", name, ENSEMBLE_STRATEGIES)
+    if name != "auto":
+        return name, group
+    return ("map", CPU_GROUP) if jax.default_backend() == "cpu" else ("vmap", 1)
+
+
+class SolveCarry(eqx.Module):
+    """What a continued solve needs besides the parameters: the solver's state (e.g. a carried
+    stage), the controller's state and its proposed next step, and whether a jump was made."""
+
+    solver_state: object
+    controller_state: object
+    made_jump: object
+    dt: jax.Array
+
+
+@eqx.filter_jit
+def solve(
+    problem: GradientFlowProblem,
+    params,
+    t0,
+    t1,
+    ts,
+    options: SolveOptions,
+    carry: SolveCarry | None,
+    ensemble: bool,
+):
+    """One compiled solve of θ' = problem.velocity(θ) on [t0, t1], saving at `ts` and at the end.
+
+    Returns (times, states, F, |∇F|_G at them, statistics, result, carry); the last row is the
+    final state (at t1, the event, or the last accepted step).
+    """
+    term = diffrax.ODETerm(_velocity)
+    event = options.event
+    if options.stop_below is not None:
+        # F − level is checked after every accepted step (one forward pass); at a sign change the
+        # crossing time is found by Newton's method on the step's dense output.
+        event = diffrax.Event(_above_level, root_finder=optx.Newton(rtol=1e-10, atol=1e-10))
+    saveat = diffrax.SaveAt(
+        ts=ts, t1=True, solver_state=True, controller_state=True, made_jump=True
+    )
+    meter = diffrax.TqdmProgressMeter() if options.progress else diffrax.NoProgressMeter()
+
+    def one(p0, c, term=term):
+        sol = diffrax.diffeqsolve(
+            term,
+            options.solver,
+            t0,
+            t1,
+            None if c is None else c.dt,
+            p0,
+            args=(problem, options.stop_below),
+            saveat=saveat,
+            stepsize_controller=options.controller,
+            max_steps=options.max_steps,
+            throw=False,
+            progress_meter=meter,
+            event=event,
+            solver_state=None if c is None else c.solver_state,
+            controller_state=None if c is None else c.controller_state,
+            made_jump=None if c is None else c.made_jump,
+        )
+        # Saves the solve did not reach hold inf; their metrics are discarded by the caller.
+        joint = term.vector_field is _velocities  # lockstep: each saved state is a batch
+        metrics = jax.vmap(problem.metrics) if joint else problem.metrics
+        loss, gnorm = jax.vmap(metrics)(sol.ys)
+        new_carry = SolveCarry(
+            sol.solver_state,
+            sol.controller_state,
+            sol.made_jump,
+            proposed_step(sol.controller_state),
+        )
+        counted = (
+            options.solver.evaluations(sol.solver_state)
+            - (0 if c is None else options.solver.evaluations(c.solver_state))
+            if isinstance(options.solver, AbstractCountingSolver)
+            else jnp.zeros((), jnp.int64)
+        )
+        stats = (
+            sol.stats["num_steps"],
+            sol.stats["num_accepted_steps"],
+            sol.stats["num_rejected_steps"],
+            counted,
+        )
+        return sol.ts, sol.ys, loss, gnorm, stats, sol.result, new_carry
+
+    if not ensemble:
+        return one(params, carry)
+    if options.ensemble == "lockstep":
+        times, ys, loss, gnorm, stats, result, new_carry = one(
+            params, carry, term=diffrax.ODETerm(_velocities)
+        )
+        size = jax.tree_util.tree_leaves(params)[0].shape[0]
+        spread = lambda a: jnp.broadcast_to(a, (size,) + jnp.shape(a))
+        # (time, member, ...) → (member, time, ...), the layout of the other strategies
+        ys = jax.tree_util.tree_map(lambda a: jnp.swapaxes(a, 0, 1), ys)
+        loss, gnorm = loss.T, gnorm.T
+        times = spread(times)
+        stats = jax.tree_util.tree_map(spread, stats)
+        result = jax.tree_util.tree_map(spread, result)
+        return times, ys, loss, gnorm, stats, result, new_carry
+    if options.ensemble == "map":
+        if carry is None:
+            return jax.lax.map(lambda p: one(p, None), params, batch_size=options.group)
+        return jax.lax.map(lambda pc: one(*pc), (params, carry), batch_size=options.group)
+    if carry is None:
+        return jax.vmap(lambda p: one(p, None))(params)
+    return jax.vmap(one)(params, carry)
+    return one(params, carry)
+
+
+def result_names(result) -> np.ndarray:
+    """The names (`RESULT_NAMES`) of a solve's diffrax result(s), as an array of strings."""
+    names = np.full(np.shape(np.asarray(result == diffrax.RESULTS.successful)), "unknown", object)
+    for name in RESULT_NAMES:
+        names[np.asarray(result == getattr(diffrax.RESULTS, name))] = name
+    return names
