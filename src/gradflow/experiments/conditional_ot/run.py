@@ -141,7 +141,7 @@ def summary_of(cfg, runs, q) -> dict:
     return {
         "risk": "F = (1/2n) sum |f(x_i) - y_i|^2 (gradflow's normalisation)",
         "geometry": GEOMETRY,
-        "n": cfg.n,
+        "n": cfg.samples(),
         "state_dim": q,
         "layers": cfg.layers,
         "t1": cfg.t1,
@@ -201,7 +201,7 @@ def incomplete(cfg, runs) -> list[str]:
 )
 def run(cfg: ConditionalOTConfig, context: RunContext) -> Result:
     kdata, kmodel = jax.random.split(jax.random.PRNGKey(cfg.seed))
-    data = gf.data.tanh_teacher(kdata, cfg.n, cfg.in_dim, cfg.out_dim)
+    data = cfg.dataset(kdata)
     q = cfg.in_dim + cfg.out_dim + 1
     m_max, plan = max(cfg.particles), cfg.plan()
     ts = save_times(cfg.t1, plan.saves - 1)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import numpy as np
+
 import gradflow as gf
 from gradflow.experiments import ExperimentConfig, checks, param
 
@@ -25,6 +27,11 @@ class LojasiewiczConfig(ExperimentConfig):
     n: int = param(12, "number of samples of the teacher data", check=checks.count(), size=True)
     in_dim: int = param(2, "input dimension d", check=checks.count(), size=True)
     out_dim: int = param(1, "output dimension d'", check=checks.count(), size=True)
+    data: str | None = param(
+        None,
+        "an .npz file of arrays x (n, in_dim), y (n, out_dim) used instead of the tanh teacher",
+        file=True,
+    )
     layers: int = param(
         4, "number of layers L of the mean-field ResNet", check=checks.count(), size=True
     )
@@ -39,16 +46,62 @@ class LojasiewiczConfig(ExperimentConfig):
     atol: float = param(1e-13, "absolute tolerance of the flow", check=checks.number())
     solver: str = param("tsit5", "the flow's solver", choices=lambda: list(gf.SOLVERS))
     controller: str = param("pid", "the step-size controller", choices=("integral", "pid"))
+    init: str | None = param(
+        None,
+        "an .npz file of the initial particles u (L, M, q), w (L, M, q), b (L, M) (q = d + d' + 1)",
+        file=True,
+    )
     extend: float = param(
         3.0,
         "F_inf from a solve to extend·t1 with tighter tolerances (> 1)",
         check=checks.number(1.0),
     )
 
+    def validate(self) -> None:
+        super().validate()
+        self.samples()  # the data and initial particles files are read and checked here
+        self.model(None)
+
+    def dataset(self, key) -> gf.Dataset:
+        """The data: the file `data` (checked against in_dim, out_dim), else the tanh teacher
+        (`gf.data.tanh_teacher`) drawn with `key`, n samples."""
+        if self.data is not None:
+            return gf.data.load_npz(
+                self.data, field="data", in_dim=self.in_dim, out_dim=self.out_dim
+            )
+        return gf.data.tanh_teacher(key, self.n, self.in_dim, self.out_dim)
+
+    def model(self, key) -> gf.models.MeanFieldResNet:
+        """The tanh mean-field ResNet at the start: drawn with `key` from the Gaussian measure of
+        spread init_scale, or the particles of the file `init` (arrays u, w, b)."""
+        q = self.in_dim + self.out_dim + 1
+        shape = (self.layers, self.particles)
+        positions = None
+        if key is None or self.init is not None:  # a skeleton to load into (or to check a file)
+            positions = (np.zeros((*shape, q)), np.zeros((*shape, q)), np.zeros(shape))
+        model = gf.models.MeanFieldResNet(
+            self.in_dim,
+            q,
+            self.layers,
+            self.particles,
+            self.out_dim,
+            key=key,
+            activation="tanh",
+            init_scale=self.init_scale,
+            positions=positions,
+        )
+        if self.init is None:
+            return model
+        return gf.models.load_parameters(model, self.init, field="init")
+
+    def samples(self) -> int:
+        """n: the file's number of samples when `data` is set."""
+        return self.n if self.data is None else self.dataset(None).n
+
     def estimated_bytes(self) -> float:
         # the flow's saves and the longer F_inf solve's, held together
         dim = self.in_dim + self.out_dim + 1
         plan = gf.models.flow_plan(
-            self.n, self.layers, self.particles, dim, 2 * self.saves, memory=math.inf
+            self.samples(), self.layers, self.particles, dim, 2 * self.saves, memory=math.inf
         )
         return plan.estimated_bytes

@@ -111,18 +111,8 @@ def summary_of(cfg, traj, data, fit, path, poly) -> dict:
 )
 def run(cfg: LojasiewiczConfig, context: RunContext) -> Result:
     kdata, kmodel = jax.random.split(jax.random.PRNGKey(cfg.seed))
-    data = gf.data.tanh_teacher(kdata, cfg.n, cfg.in_dim, cfg.out_dim)
-    q = cfg.in_dim + cfg.out_dim + 1
-    model = gf.models.MeanFieldResNet(
-        cfg.in_dim,
-        q,
-        cfg.layers,
-        cfg.particles,
-        cfg.out_dim,
-        key=kmodel,
-        activation="tanh",
-        init_scale=cfg.init_scale,
-    )
+    data = cfg.dataset(kdata)
+    model = cfg.model(kmodel)
     ts = np.concatenate([[0.0], np.geomspace(cfg.t1 * 1e-7, cfg.t1, cfg.saves)])
     with context.task("flow", total=None):
         traj = gf.flow(

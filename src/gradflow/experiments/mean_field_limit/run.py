@@ -152,9 +152,7 @@ def summary_of(cfg, pairs, dims) -> dict:
     MeanFieldLimitConfig,
 )
 def run(cfg: MeanFieldLimitConfig, context: RunContext) -> Result:
-    data = gf.data.tanh_teacher(
-        jax.random.split(jax.random.PRNGKey(cfg.seed))[0], cfg.n, cfg.in_dim, cfg.out_dim
-    )
+    data = cfg.dataset(jax.random.split(jax.random.PRNGKey(cfg.seed))[0])
     initials, finals, outputs, metrics = flows(cfg, data, context)
     pairs = [pair(cfg, m, initials, finals, outputs) for m in sorted(set(cfg.particles))]
     dims = 2 * (cfg.in_dim + cfg.out_dim + 1) + 1
