@@ -12,7 +12,8 @@ from __future__ import annotations
 import dataclasses
 
 import gradflow as gf
-from gradflow.experiments import ExperimentConfig, checks, param
+from gradflow.experiments import checks, param
+from gradflow.experiments.mean_field_config import MeanFieldConfig
 
 
 def solver_names() -> list[str]:
@@ -21,23 +22,12 @@ def solver_names() -> list[str]:
 
 
 @dataclasses.dataclass(frozen=True)
-class ConditionalOTConfig(ExperimentConfig):
+class ConditionalOTConfig(MeanFieldConfig):
     """Features (particles per layer) × initial scale sweep of the conditional-OT flow."""
 
     QUICK = dict(particles=(1, 16), t1=3000.0, max_steps=10_000)
     TINY = dict(n=6, layers=2, particles=(1, 2), init_scales=(0.5,), t1=20.0)
 
-    n: int = param(12, "number of samples of the teacher data", check=checks.count(), size=True)
-    in_dim: int = param(2, "input dimension d", check=checks.count(), size=True)
-    out_dim: int = param(1, "output dimension d'", check=checks.count(), size=True)
-    data: str | None = param(
-        None,
-        "an .npz file of arrays x (n, in_dim), y (n, out_dim) used instead of the tanh teacher",
-        file=True,
-    )
-    layers: int = param(
-        4, "number of layers L of the mean-field ResNet", check=checks.count(), size=True
-    )
     particles: tuple[int, ...] = param(
         (1, 2, 4, 8, 16, 32, 64),
         "the particles per layer M swept",
@@ -74,26 +64,9 @@ class ConditionalOTConfig(ExperimentConfig):
         check=checks.count(),
     )
 
-    def validate(self) -> None:
-        super().validate()
-        self.samples()  # a data file is read and checked here, before any run
-
-    def dataset(self, key) -> gf.Dataset:
-        """The data: the file `data` (checked against in_dim, out_dim), else the tanh teacher
-        (`gf.data.tanh_teacher`) drawn with `key`, n samples."""
-        if self.data is not None:
-            return gf.data.load_npz(
-                self.data, field="data", in_dim=self.in_dim, out_dim=self.out_dim
-            )
-        return gf.data.tanh_teacher(key, self.n, self.in_dim, self.out_dim)
-
-    def samples(self) -> int:
-        """n: the file's number of samples when `data` is set."""
-        return self.n if self.data is None else self.dataset(None).n
-
     def plan(self, memory: float | None = None) -> gf.models.FlowPlan:
         """Saves kept and metric pieces of the largest flow (`gf.models.flow_plan`)."""
-        dim = self.in_dim + self.out_dim + 1
+        dim = self.state_dim
         return gf.models.flow_plan(
             self.samples(), self.layers, max(self.particles), dim, self.saves + 1, memory=memory
         )

@@ -202,7 +202,7 @@ def incomplete(cfg, runs) -> list[str]:
 def run(cfg: ConditionalOTConfig, context: RunContext) -> Result:
     kdata, kmodel = jax.random.split(jax.random.PRNGKey(cfg.seed))
     data = cfg.dataset(kdata)
-    q = cfg.in_dim + cfg.out_dim + 1
+    q = cfg.state_dim
     m_max, plan = max(cfg.particles), cfg.plan()
     ts = save_times(cfg.t1, plan.saves - 1)
     runs, frames, best, last = [], [], None, None

@@ -12,11 +12,12 @@ import math
 import numpy as np
 
 import gradflow as gf
-from gradflow.experiments import ExperimentConfig, checks, param
+from gradflow.experiments import checks, param
+from gradflow.experiments.mean_field_config import MeanFieldConfig
 
 
 @dataclasses.dataclass(frozen=True)
-class LojasiewiczConfig(ExperimentConfig):
+class LojasiewiczConfig(MeanFieldConfig):
     """A long L2-regularised conditional-Wasserstein flow of a tanh mean-field ResNet."""
 
     QUICK = dict(layers=2, particles=4, l2=5e-2, t1=1e4, saves=150, extend=2.0)
@@ -24,17 +25,6 @@ class LojasiewiczConfig(ExperimentConfig):
         n=6, layers=2, particles=2, l2=5e-2, t1=2e3, saves=40, extend=2.0, rtol=1e-9, atol=1e-12
     )
 
-    n: int = param(12, "number of samples of the teacher data", check=checks.count(), size=True)
-    in_dim: int = param(2, "input dimension d", check=checks.count(), size=True)
-    out_dim: int = param(1, "output dimension d'", check=checks.count(), size=True)
-    data: str | None = param(
-        None,
-        "an .npz file of arrays x (n, in_dim), y (n, out_dim) used instead of the tanh teacher",
-        file=True,
-    )
-    layers: int = param(
-        4, "number of layers L of the mean-field ResNet", check=checks.count(), size=True
-    )
     particles: int = param(8, "particles per layer M", check=checks.count(), size=True)
     init_scale: float = param(1.0, "spread of the Gaussian initial measure", check=checks.number())
     l2: float = param(
@@ -58,24 +48,13 @@ class LojasiewiczConfig(ExperimentConfig):
     )
 
     def validate(self) -> None:
-        super().validate()
-        self.samples()  # the data and initial particles files are read and checked here
-        self.model(None)
-
-    def dataset(self, key) -> gf.Dataset:
-        """The data: the file `data` (checked against in_dim, out_dim), else the tanh teacher
-        (`gf.data.tanh_teacher`) drawn with `key`, n samples."""
-        if self.data is not None:
-            return gf.data.load_npz(
-                self.data, field="data", in_dim=self.in_dim, out_dim=self.out_dim
-            )
-        return gf.data.tanh_teacher(key, self.n, self.in_dim, self.out_dim)
+        super().validate()  # reads and checks the data file
+        self.model(None)  # reads and checks the initial particles' file
 
     def model(self, key) -> gf.models.MeanFieldResNet:
         """The tanh mean-field ResNet at the start: drawn with `key` from the Gaussian measure of
         spread init_scale, or the particles of the file `init` (arrays u, w, b)."""
-        q = self.in_dim + self.out_dim + 1
-        shape = (self.layers, self.particles)
+        shape, q = (self.layers, self.particles), self.state_dim
         positions = None
         if key is None or self.init is not None:  # a skeleton to load into (or to check a file)
             positions = (np.zeros((*shape, q)), np.zeros((*shape, q)), np.zeros(shape))
@@ -94,13 +73,9 @@ class LojasiewiczConfig(ExperimentConfig):
             return model
         return gf.models.load_parameters(model, self.init, field="init")
 
-    def samples(self) -> int:
-        """n: the file's number of samples when `data` is set."""
-        return self.n if self.data is None else self.dataset(None).n
-
     def estimated_bytes(self) -> float:
         # the flow's saves and the longer F_inf solve's, held together
-        dim = self.in_dim + self.out_dim + 1
+        dim = self.state_dim
         plan = gf.models.flow_plan(
             self.samples(), self.layers, self.particles, dim, 2 * self.saves, memory=math.inf
         )

@@ -12,29 +12,19 @@ from __future__ import annotations
 import dataclasses
 
 import gradflow as gf
-from gradflow.experiments import ExperimentConfig, checks, param
+from gradflow.experiments import checks, param
+from gradflow.experiments.mean_field_config import MeanFieldConfig
 
 NESTED = "sizes whose doubles all divide the largest (e.g. powers of two)"
 
 
 @dataclasses.dataclass(frozen=True)
-class MeanFieldLimitConfig(ExperimentConfig):
+class MeanFieldLimitConfig(MeanFieldConfig):
     """Runs with M and 2M particles per layer (nested i.i.d. draws) compared at time t1."""
 
     QUICK = dict(particles=(4, 8), seeds=1, t1=5.0)
     TINY = dict(n=6, layers=2, particles=(2, 4), seeds=1, t1=1.0)
 
-    n: int = param(12, "number of samples of the teacher data", check=checks.count(), size=True)
-    in_dim: int = param(2, "input dimension d", check=checks.count(), size=True)
-    out_dim: int = param(1, "output dimension d'", check=checks.count(), size=True)
-    data: str | None = param(
-        None,
-        "an .npz file of arrays x (n, in_dim), y (n, out_dim) used instead of the tanh teacher",
-        file=True,
-    )
-    layers: int = param(
-        4, "number of layers L of the mean-field ResNet", check=checks.count(), size=True
-    )
     particles: tuple[int, ...] = param(
         (4, 8, 16, 32, 64, 128),
         "the sizes M compared with 2M (at least two; doubles dividing the largest)",
@@ -61,20 +51,6 @@ class MeanFieldLimitConfig(ExperimentConfig):
         super().validate()
         sizes = self.sizes()
         self.require(all(sizes[-1] % m == 0 for m in sizes), {"particles": NESTED})
-        self.samples()  # a data file is read and checked here, before any run
-
-    def dataset(self, key) -> gf.Dataset:
-        """The data: the file `data` (checked against in_dim, out_dim), else the tanh teacher
-        (`gf.data.tanh_teacher`) drawn with `key`, n samples."""
-        if self.data is not None:
-            return gf.data.load_npz(
-                self.data, field="data", in_dim=self.in_dim, out_dim=self.out_dim
-            )
-        return gf.data.tanh_teacher(key, self.n, self.in_dim, self.out_dim)
-
-    def samples(self) -> int:
-        """n: the file's number of samples when `data` is set."""
-        return self.n if self.data is None else self.dataset(None).n
 
     def sizes(self) -> list[int]:
         """Every M and 2M, increasing."""
@@ -82,7 +58,7 @@ class MeanFieldLimitConfig(ExperimentConfig):
 
     def plan(self, memory: float | None = None) -> gf.models.FlowPlan:
         """Saves kept and metric pieces of a flow at the largest size (`gf.models.flow_plan`)."""
-        dim = self.in_dim + self.out_dim + 1
+        dim = self.state_dim
         return gf.models.flow_plan(
             self.samples(), self.layers, max(self.sizes()), dim, self.saves, memory=memory
         )

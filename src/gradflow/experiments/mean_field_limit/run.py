@@ -40,7 +40,7 @@ def flows(cfg, data, context) -> tuple[dict, dict, dict, pd.DataFrame]:
     """For every seed and size M: the start and end measures (M particles), the outputs at the
     end on the data, and the risk series."""
     kmodel = jax.random.split(jax.random.PRNGKey(cfg.seed))[1]
-    sizes, q = cfg.sizes(), cfg.in_dim + cfg.out_dim + 1
+    sizes, q = cfg.sizes(), cfg.state_dim
     m_max, plan = max(sizes), cfg.plan()
     ts = np.linspace(0.0, cfg.t1, plan.saves)
     initials, finals, outputs, frames = {}, {}, {}, []
@@ -155,7 +155,7 @@ def run(cfg: MeanFieldLimitConfig, context: RunContext) -> Result:
     data = cfg.dataset(jax.random.split(jax.random.PRNGKey(cfg.seed))[0])
     initials, finals, outputs, metrics = flows(cfg, data, context)
     pairs = [pair(cfg, m, initials, finals, outputs) for m in sorted(set(cfg.particles))]
-    dims = 2 * (cfg.in_dim + cfg.out_dim + 1) + 1
+    dims = 2 * cfg.state_dim + 1
     figs, captions = figures(Figures(t1=cfg.t1, dims=dims, pairs=tuple(pairs), metrics=metrics))
     notes = (
         "Mean-field limit: the flow with M particles per layer against the one with 2M (the first "
