@@ -92,7 +92,7 @@ def test_data_and_init_files(tmp_path):
     assert cfg.samples() == 7
     for name in ("conditional-ot", "mean-field-limit"):
         assert gf.experiments.make_config(name, {"data": files["data"]}).samples() == 7
-    with pytest.raises(gf.ConfigError, match="^invalid init="):
+    with pytest.raises(gf.ConfigError, match="^invalid init=.u of shape"):
         gf.experiments.make_config("lojasiewicz", {"init": files["init"]})  # 8 particles, not 2
     with pytest.raises(gf.ConfigError, match="^invalid data="):
         gf.experiments.make_config("mean-field-limit", {"data": files["data"], "out_dim": 2})

@@ -16,6 +16,16 @@ from gradflow.experiments import checks, param
 from gradflow.experiments.mean_field_config import MeanFieldConfig
 
 
+def init_shape(path) -> tuple[int, ...] | None:
+    """The shape of the array u in the .npz file `path` (None if it cannot be read: the loader
+    then says why)."""
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            return tuple(arrays["u"].shape) if "u" in arrays.files else None
+    except (OSError, ValueError):
+        return None
+
+
 @dataclasses.dataclass(frozen=True)
 class LojasiewiczConfig(MeanFieldConfig):
     """A long L2-regularised conditional-Wasserstein flow of a tanh mean-field ResNet."""
@@ -49,7 +59,12 @@ class LojasiewiczConfig(MeanFieldConfig):
 
     def validate(self) -> None:
         super().validate()  # reads and checks the data file
-        self.model(None)  # reads and checks the initial particles' file
+        if self.init is not None:  # read and checked here, before any run
+            expected = (self.layers, self.particles, self.state_dim)
+            shape = init_shape(self.init)
+            if shape is not None and shape != expected:  # before a skeleton of that size is made
+                raise gf.ConfigError("init", f"u of shape {shape}", f"shape {expected}")
+            self.model(None)
 
     def model(self, key) -> gf.models.MeanFieldResNet:
         """The tanh mean-field ResNet at the start: drawn with `key` from the Gaussian measure of

@@ -20,7 +20,10 @@ if TYPE_CHECKING:
     from gradflow.experiments import RunContext
 
 GEOMETRY = "conditional_wasserstein"
-MAX_STEPS = 2_000_000
+MAX_STEPS = 2_000_000  # per piece
+# Save intervals per piece of the long flow: after each, the piece and the solver's state are
+# checkpointed, so an interrupted run resumes there (`gf.flow_in_pieces`).
+PIECE = 50
 
 NOTES = (
     "L2-regularised (λ = l2) conditional-Wasserstein gradient flow of a tanh mean-field "
@@ -104,6 +107,17 @@ def summary_of(cfg, traj, data, fit, path, poly) -> dict:
     }
 
 
+def progress(advance):
+    """`flow_in_pieces`'s progress(done, total) as steps of a `RunContext` task."""
+    reported = [0]
+
+    def report(done: int, total: int) -> None:
+        advance(done - reported[0])
+        reported[0] = done
+
+    return report
+
+
 @register(
     "lojasiewicz",
     "L2-regularised Wasserstein flow (tanh): Łojasiewicz exponent, rate, finite path length",
@@ -114,18 +128,21 @@ def run(cfg: LojasiewiczConfig, context: RunContext) -> Result:
     data = cfg.dataset(kdata)
     model = cfg.model(kmodel)
     ts = np.concatenate([[0.0], np.geomspace(cfg.t1 * 1e-7, cfg.t1, cfg.saves)])
-    with context.task("flow", total=None):
-        traj = gf.flow(
+    pieces = -(-(len(ts) - 1) // PIECE)
+    with context.task("flow (pieces)", total=pieces) as advance:
+        traj = gf.flow_in_pieces(
             model,
             data,
-            cfg.t1,
+            ts,
+            piece=PIECE,
+            checkpoint=context.checkpoint("flow"),
+            progress=progress(advance),
             geometry=GEOMETRY,
             l2=cfg.l2,
             rtol=cfg.rtol,
             atol=cfg.atol,
             solver=cfg.solver,
             controller=cfg.controller,
-            saveat=ts,
             max_steps=MAX_STEPS,
         )
     with context.task("F_inf (longer, tighter solve)", total=None):
