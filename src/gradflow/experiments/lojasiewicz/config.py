@@ -46,6 +46,11 @@ class LojasiewiczConfig(MeanFieldConfig):
     atol: float = param(1e-13, "absolute tolerance of the flow", check=checks.number())
     solver: str = param("tsit5", "the flow's solver", choices=lambda: list(gf.SOLVERS))
     controller: str = param("pid", "the step-size controller", choices=("integral", "pid"))
+    piece: int = param(
+        50,
+        "save intervals per piece of the flow, checkpointed after each (≥ saves: one solve)",
+        check=checks.count(),
+    )
     init: str | None = param(
         None,
         "an .npz file of the initial particles u (L, M, q), w (L, M, q), b (L, M) (q = d + d' + 1)",

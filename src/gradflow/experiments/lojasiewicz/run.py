@@ -21,9 +21,6 @@ if TYPE_CHECKING:
 
 GEOMETRY = "conditional_wasserstein"
 MAX_STEPS = 2_000_000  # per piece
-# Save intervals per piece of the long flow: after each, the piece and the solver's state are
-# checkpointed, so an interrupted run resumes there (`gf.flow_in_pieces`).
-PIECE = 50
 
 NOTES = (
     "L2-regularised (λ = l2) conditional-Wasserstein gradient flow of a tanh mean-field "
@@ -128,13 +125,13 @@ def run(cfg: LojasiewiczConfig, context: RunContext) -> Result:
     data = cfg.dataset(kdata)
     model = cfg.model(kmodel)
     ts = np.concatenate([[0.0], np.geomspace(cfg.t1 * 1e-7, cfg.t1, cfg.saves)])
-    pieces = -(-(len(ts) - 1) // PIECE)
+    pieces = -(-(len(ts) - 1) // cfg.piece)
     with context.task("flow (pieces)", total=pieces) as advance:
         traj = gf.flow_in_pieces(
             model,
             data,
             ts,
-            piece=PIECE,
+            piece=min(cfg.piece, len(ts) - 1),
             checkpoint=context.checkpoint("flow"),
             progress=progress(advance),
             geometry=GEOMETRY,
