@@ -26,7 +26,6 @@ import jax.numpy as jnp
 import numpy as np
 
 import gradflow as gf
-from gradflow.objective import trainable_masses, value_and_grad
 
 N, Q, L = 256, 16, 10
 
@@ -41,10 +40,14 @@ def best_time(fn, repeat: int) -> float:
     return min(times)
 
 
+@eqx.filter_jit
+def _value_and_grad(problem, params):
+    return problem.value_and_grad(params)
+
+
 def jax_gradient(model, data):
-    params, static = eqx.partition(model, model.trainable())
-    vg = jax.jit(value_and_grad(static, trainable_masses(model), 0.0))
-    return lambda: jax.block_until_ready(vg(params, data))
+    problem, params = gf.GradientFlowProblem.from_model(model, data)
+    return lambda: jax.block_until_ready(_value_and_grad(problem, params))
 
 
 def torch_gradient(model, data):
@@ -95,9 +98,7 @@ def main():
         have_torch = not args.no_torch
     except ImportError:
         have_torch = False
-    from gradflow.experiments.mean_field import teacher_data
-
-    data = teacher_data(jax.random.PRNGKey(0), N, 4, 2)
+    data = gf.data.tanh_teacher(jax.random.PRNGKey(0), N, 4, 2)
     rows = []
     for m in sizes:
         model = gf.models.MeanFieldResNet(4, Q, L, m, 2, key=jax.random.PRNGKey(1))

@@ -124,3 +124,18 @@ def test_linear_teacher_config_errors(kwargs, field):
         gf.data.linear_teacher(jax.random.PRNGKey(0), **args)
     assert e.value.field == field
     assert field in str(e.value)
+
+
+def test_tanh_teacher_is_the_documented_formula():
+    # y = (1/√K) V tanh(W x + c) with K = 4 (so 1/√K = 1/2), the key split into (x, W, V, c) as
+    # the docstring says (a run is reproducible from its seed alone).
+    key = jax.random.PRNGKey(4)
+    data = gf.data.tanh_teacher(key, 5, 3, 2, width=4)
+    kx, kw, kv, kc = jax.random.split(key, 4)
+    x = np.asarray(jax.random.normal(kx, (5, 3)))
+    w, v = np.asarray(jax.random.normal(kw, (4, 3))), np.asarray(jax.random.normal(kv, (2, 4)))
+    c = np.asarray(jax.random.normal(kc, (4,)))
+    np.testing.assert_array_equal(np.asarray(data.x), x)
+    np.testing.assert_allclose(np.asarray(data.y), np.tanh(x @ w.T + c) @ v.T / 2.0, rtol=1e-14)
+    with pytest.raises(gf.ConfigError, match="width"):
+        gf.data.tanh_teacher(key, 5, 3, 2, width=0)

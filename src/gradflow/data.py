@@ -214,6 +214,27 @@ def teacher(
     return Dataset(x, y + noise * jax.random.normal(ke, y.shape))
 
 
+def tanh_teacher(key, n: int, in_dim: int, out_dim: int, width: int = 16) -> Dataset:
+    """Data from a random one-hidden-layer tanh teacher with a bias, the small smooth regression
+    problem of the mean-field experiments (conditional-ot, lojasiewicz, mean-field-limit):
+
+        x_i ~ N(0, I_d),    y_i = (1/√K) V tanh(W x_i + c),
+
+    with K = `width` neurons and V (d' × K), W (K × d), c (K) of i.i.d. N(0, 1) entries. Unlike
+    `teacher(kind="two_layer")` the pre-activation is not scaled by 1/√d and has a bias, so some
+    neurons saturate. The key is split into (x, W, V, c) in that order (runs are reproducible
+    from the key alone).
+    """
+    for name, v in (("n", n), ("in_dim", in_dim), ("out_dim", out_dim), ("width", width)):
+        check(isinstance(v, int | np.integer) and v >= 1, name, v, "a positive integer")
+    kx, kw, kv, kc = jax.random.split(key, 4)
+    x = jax.random.normal(kx, (n, in_dim))
+    w = jax.random.normal(kw, (width, in_dim))
+    c = jax.random.normal(kc, (width,))
+    v = jax.random.normal(kv, (out_dim, width))
+    return Dataset(x, jnp.tanh(x @ w.T + c) @ v.T / np.sqrt(width))
+
+
 DIGIT_TARGETS = ("onehot", "regression")
 
 

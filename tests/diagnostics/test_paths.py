@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 import gradflow as gf
-from gradflow.experiments.mean_field import teacher_data
+from gradflow.data import tanh_teacher
 
 
 def test_distance_travelled_is_at_most_the_path_length():
-    data = teacher_data(jax.random.PRNGKey(0), 8, 2, 1)
+    data = tanh_teacher(jax.random.PRNGKey(0), 8, 2, 1)
     model = gf.models.MeanFieldResNet(2, 4, 2, 5, 1, key=jax.random.PRNGKey(3))
     traj = gf.flow(
         model, data, 5.0, geometry="conditional_wasserstein", saveat=np.linspace(0, 5, 51)

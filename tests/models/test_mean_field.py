@@ -10,7 +10,7 @@ import pytest
 
 import gradflow as gf
 from gradflow._problem import trainable_masses
-from gradflow.experiments.mean_field import teacher_data
+from gradflow.data import tanh_teacher
 from gradflow.geometry import as_geometry
 
 L, M, Q = 3, 4, 4
@@ -18,7 +18,7 @@ L, M, Q = 3, 4, 4
 
 @pytest.fixture(scope="module")
 def data():
-    return teacher_data(jax.random.PRNGKey(0), 8, 2, 1)
+    return tanh_teacher(jax.random.PRNGKey(0), 8, 2, 1)
 
 
 @pytest.fixture(scope="module")

@@ -34,6 +34,7 @@ from .lojasiewicz import EnergyDissipation as EnergyDissipation
 from .lojasiewicz import LojasiewiczFit as LojasiewiczFit
 from .lojasiewicz import energy_dissipation as energy_dissipation
 from .lojasiewicz import lojasiewicz_fit as lojasiewicz_fit
+from .particles import particle_gradients as particle_gradients
 from .paths import cumulative_path_length as cumulative_path_length
 from .paths import distance_travelled as distance_travelled
 from .transport import ConditionalTransport as ConditionalTransport

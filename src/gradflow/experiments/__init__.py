@@ -24,8 +24,10 @@ from ._effective import make_config as make_config
 
 # Experiment packages (each registers itself on import), after the names they import from here.
 # isort: split
+from . import conditional_ot as conditional_ot  # noqa: E402,F401
 from . import deep_linear as deep_linear  # noqa: E402,F401
-from . import mean_field as mean_field  # noqa: E402,F401
+from . import lojasiewicz as lojasiewicz  # noqa: E402,F401
+from . import mean_field_limit as mean_field_limit  # noqa: E402,F401
 from . import resnet_depth as resnet_depth  # noqa: E402,F401
 from . import resnet_digits as resnet_digits  # noqa: E402,F401
 from . import resnet_long as resnet_long  # noqa: E402,F401

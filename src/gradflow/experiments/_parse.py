@@ -125,6 +125,8 @@ def coerce(key: str, value: Any, annotation) -> Any:
     ):
         return parse_text(key, value, annotation)
     inner, optional = _optional_inner(annotation)
+    if optional and isinstance(value, str) and value.strip().lower() in _NONE_WORDS:
+        value = None  # `str | None` (a file): 'none' is no file, as the CLI writes None
     if value is None:
         if optional:
             return None

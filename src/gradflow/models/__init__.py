@@ -16,6 +16,8 @@ from ._parameters import load_parameters as load_parameters
 from ._parameters import parameter_arrays as parameter_arrays
 from ._parameters import save_parameters as save_parameters
 from ._particles import AbstractNeuronMeasure as AbstractNeuronMeasure
+from ._plan import FlowPlan as FlowPlan
+from ._plan import flow_plan as flow_plan
 from ._residual import AbstractResidualNetwork as AbstractResidualNetwork
 from ._two_layer import TwoLayerMeanField as TwoLayerMeanField
 from ._wrapped import Wrapped as Wrapped
