@@ -14,7 +14,6 @@ from . import fits as fits  # noqa: E402
 from . import geometry as geometry  # noqa: E402
 from . import losses as losses  # noqa: E402
 from . import models as models  # noqa: E402
-from . import objective as objective  # noqa: E402
 from ._chebyshev import RungeKuttaChebyshev as RungeKuttaChebyshev  # noqa: E402
 from ._descent import OPTIMIZERS as OPTIMIZERS  # noqa: E402
 from ._descent import descent as descent  # noqa: E402

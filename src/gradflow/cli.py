@@ -245,7 +245,7 @@ def run(
 def report(folder: str = typer.Argument(..., help="a run folder")) -> None:
     """Rebuild the HTML report of a run folder."""
     from ._errors import ConfigError
-    from .report import write_report
+    from .runs import write_report
 
     try:
         if folder.strip() == "":
