@@ -260,6 +260,13 @@ def critical_point(
     value = float(_value_residual(system, phi)[0])
     point = problem.model(system.theta(phi))
     basis = symmetry_basis(point, symmetries, system)  # (P, o), orthonormal, in φ coordinates
+    if method == "dense":
+        lam, q = (np.asarray(a) for a in _dense_jacobian(system, phi))
+        # Keep only tangents that are null to the zero tolerance: near a degenerate part of an
+        # orbit (small singular values of the action) a normalised tangent is null only up to
+        # O(|∇F|/σ²), and quotienting it could hide a negative direction.
+        scale = float(np.max(np.abs(lam))) if lam.size else 0.0
+        basis = basis[:, np.linalg.norm((q * lam) @ (q.T @ basis), axis=0) <= tol * scale]
     o = basis.shape[1]
     fields = dict(
         value=value,
@@ -275,7 +282,6 @@ def critical_point(
     bound = lower_bound_of(point, data, loss, l2) if lower_bound == "auto" else lower_bound
     at_bound = bound is not None and value - bound <= 1e-9 * max(1.0, abs(bound))
     if method == "dense":
-        lam, q = (np.asarray(a) for a in _dense_jacobian(system, phi))
         comp = np.linalg.svd(np.eye(p) - basis @ basis.T)[0][:, : p - o] if o else np.eye(p)
         kq = comp.T @ (q * lam) @ q.T @ comp
         eig, vec = np.linalg.eigh(0.5 * (kq + kq.T))
@@ -308,8 +314,12 @@ def critical_point(
     elif at_bound:
         fields.update(kind="degenerate_minimum", certificate="lower_bound")
     elif probe and vec is not None:
+        # random unit combinations of the centre basis (seeded): a basis vector itself can lie in
+        # a critical subset (at the deep-linear origin, e.g. one entry of W_1 alone)
         centre = vec[:, n_neg : n_neg + n_zero]
-        directions = [centre[:, i] / root_m for i in range(min(2, n_zero))]
+        mix = np.random.default_rng(0).standard_normal((n_zero, 2))
+        combos = centre @ (mix / np.linalg.norm(mix, axis=0))
+        directions = [combos[:, i] / root_m for i in range(2)]
         est = escape_probe(
             point,
             data,
