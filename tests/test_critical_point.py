@@ -1,0 +1,69 @@
+"""gf.critical_point: polishing a flow's end to a critical point, and its classification."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import gradflow as gf
+
+FLAT = jax.flatten_util.ravel_pytree
+
+
+def test_polishes_a_regularised_mean_field_flow_end():
+    # a Łojasiewicz-like flow: tanh mean-field ResNet, L2, conditional Wasserstein geometry
+    data = gf.data.teacher(jax.random.PRNGKey(0), 2, 1, 6, kind="two_layer")
+    model = gf.models.MeanFieldResNet(2, 4, 2, 2, 1, key=jax.random.PRNGKey(1), activation="tanh")
+    kw = dict(geometry="conditional_wasserstein", l2=5e-2)
+    # stopped where |∇F| is still ~1e-5 of its start; saves of one shape (one compilation)
+    short = gf.flow(model, data, 200.0, rtol=1e-9, atol=1e-12, saveat=[0.0, 200.0], **kw)
+    g0 = float(short.grad_norm[0])
+    res = gf.critical_point(short.final, data, gtol=1e-13 * g0, **kw)
+    assert res.converged and res.grad_norm <= 1e-13 * g0 and res.iterations <= 20
+    assert res.grad_norm_start > 1e4 * res.grad_norm  # it did polish
+    assert res.kind == "minimum" and res.certificate == "hessian" and res.lambda_min > 0
+    long = gf.flow(model, data, 3000.0, rtol=1e-12, atol=1e-15, saveat=[0.0, 3000.0], **kw)
+    assert float(long.grad_norm[-1]) < 1e-12
+    gap = np.max(np.abs(np.asarray(FLAT(long.final)[0] - FLAT(res.model)[0])))
+    assert gap <= 1e-9
+
+
+def test_polishes_a_resnet_to_zero_risk():
+    data = gf.data.gaussian(jax.random.PRNGKey(0), 3, 2, 2)
+    model = gf.models.ResNet(2, 2, 4, 2, 2, key=jax.random.PRNGKey(1))
+    traj = gf.flow(model, data, 1e4, stop_below=1e-4, saveat=[0.0, 1e4])
+    assert float(traj.loss[-1]) == pytest.approx(1e-4, rel=1e-6)
+    res = gf.critical_point(traj.final, data)
+    assert res.value <= 1e-12 and res.converged
+    # a zero-risk manifold: null directions no symmetry explains, certified by F = 0 = inf F
+    assert res.kind == "degenerate_minimum" and res.certificate == "lower_bound"
+    assert res.unexplained_null_dimension > 0
+
+
+@pytest.mark.parametrize(
+    ("depth", "modes", "kind"),
+    [(2, (0,), "strict_saddle"), (3, (0, 1), "degenerate_minimum"), (3, (0,), None)],
+)
+def test_recovers_a_planted_deep_linear_critical_point(depth, modes, kind):
+    data = gf.data.linear_teacher(jax.random.PRNGKey(2), 2, 2, 8, [2.0, 1.0])
+    (p,) = gf.diagnostics.critical_points(data, [2] * (depth + 1), subsets=[modes])
+    flat, unravel = FLAT(p.model)
+    noise = jax.random.normal(jax.random.PRNGKey(5), flat.shape)
+    start = unravel(flat + 1e-3 * noise / jnp.linalg.norm(noise))
+    res = gf.critical_point(start, data, probe=False)
+    assert res.converged
+    assert abs(res.value - p.critical_value) <= 1e-10
+    assert np.max(np.abs(np.asarray(res.model.product() - p.model.product()))) <= 1e-10
+    if kind is not None:
+        assert res.kind == kind
+    if kind == "degenerate_minimum":  # the rescaling orbit explains the whole null space
+        assert res.orbit_dimension == 8 and res.n_zero == 0
+
+
+def test_refuses_losses_without_a_minimum():
+    data = gf.data.linear_teacher(jax.random.PRNGKey(2), 2, 2, 8, [2.0, 1.0])
+    model = gf.models.DeepLinear([2, 2, 2], key=jax.random.PRNGKey(0))
+    with pytest.raises(gf.ConfigError, match="loss"):
+        gf.critical_point(model, data, loss="logistic")
+    with pytest.raises(gf.ConfigError, match="method"):
+        gf.critical_point(model, data, method="newton")
