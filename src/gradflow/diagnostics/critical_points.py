@@ -26,7 +26,9 @@ The same holds at a balanced point that learned the top j modes, for mode j + 1.
 carries `escape_order` (2 at a strict saddle, H at a non-strict one, None at a global minimum),
 `escape_direction` (flat θ-vector: the eigenvector of λ_min at a strict saddle, the balanced
 rank-one direction D_k = H^{−1/2} r_k r_{k−1}ᵀ on the first unlearned mode m (r_0 = v_m,
-r_H = u_m, r_k the first free hidden coordinate) at a non-strict one), `escape_mode` (that m), and
+r_H = u_m, r_k the first free hidden coordinate) at a non-strict one), `escape_mode` (that m),
+`balanced_direction` (that balanced direction, at strict saddles too, where it escapes at order H
+for H ≥ 3 while the eigenvector of λ_min escapes at order 2), and
 `balanced_escape_time(ε)`: from the point moved by ε along the balanced direction of mode m, the
 mode strength starts at u_0 = (ε/√H)^H and follows the exact balanced solution
 u' = H u^{2−2/H}(s_m − u) while the learned modes stay put, so it reaches s_m/2 at
@@ -101,6 +103,7 @@ class CriticalPoint(Record):
     orbit_dimension: int = 0
     unexplained_null_dimension: int = 0
     escape_direction: np.ndarray | None = dataclasses.field(default=None, repr=False)
+    balanced_direction: np.ndarray | None = dataclasses.field(default=None, repr=False)
     model: object = not_json(default=None, repr=False)
 
     def balanced_escape_time(self, eps, fraction: float = 0.5):
@@ -216,13 +219,17 @@ def critical_points(
         depth = len(widths) - 1
         free = [j for j in range(r) if j not in modes]
         mode = free[0] if free and len(modes) < kstar else None
+        balanced = (
+            None
+            if mode is None
+            else _balanced_direction(u, v, mode, len(modes), widths, inv_half, whitened)
+        )
         if kind == "global_min":
             order, direction = None, None
         elif kind == "strict_saddle":
             order, direction = 2, vecs[:, 0]
         else:
-            order = depth
-            direction = _balanced_direction(u, v, mode, len(modes), widths, inv_half, whitened)
+            order, direction = depth, balanced
         orbit = orbit_dimension(model)
         out.append(
             CriticalPoint(
@@ -234,6 +241,7 @@ def critical_points(
                 orbit_dimension=orbit,
                 unexplained_null_dimension=n_zero - orbit,
                 escape_direction=direction,
+                balanced_direction=balanced,
                 modes=tuple(modes),
                 value=value,
                 critical_value=crit,

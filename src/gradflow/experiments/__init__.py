@@ -27,6 +27,7 @@ from ._effective import make_config as make_config
 from . import deep_linear as deep_linear  # noqa: E402,F401
 from . import mean_field as mean_field  # noqa: E402,F401
 from . import resnet as resnet  # noqa: E402,F401
+from . import saddles as saddles  # noqa: E402,F401
 
 _FROM_RUNS = ("run_experiment", "resume_experiment", "RunContext", "Progress")
 
