@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -9,19 +11,18 @@ import pandas as pd
 from jax.flatten_util import ravel_pytree
 
 import gradflow as gf
-from gradflow.experiments import Result, RunContext, register
+from gradflow.experiments import Result, register
 
 from .config import SaddlesConfig
 from .figures import make_figures
+
+if TYPE_CHECKING:  # the runner's context is loaded lazily by gradflow.experiments
+    from gradflow.experiments import RunContext
 
 
 def _moved(point, direction, eps):
     flat, unravel = ravel_pytree(point)
     return unravel(flat + eps * jnp.asarray(direction))
-
-
-def _strength(model, u, v, j) -> float:
-    return float(u[:, j] @ np.asarray(model.product()) @ v[:, j])
 
 
 def _deep_linear(cfg, data, context):
@@ -48,7 +49,14 @@ def _deep_linear(cfg, data, context):
                     unexplained_null_dimension=p.unexplained_null_dimension,
                 )
             )
-        saddles = [p for p in records if p.escape_mode is not None]
+        # escape flows along the balanced direction: every saddle for H = 2 (escape times of a few
+        # 1/s); for H ≥ 3 the non-strict ones only: at a strict saddle the balanced path (order H,
+        # times ∝ ε^−(H−2)) is unstable to the order-2 direction, which roundoff excites first
+        saddles = [
+            p
+            for p in records
+            if p.escape_mode is not None and (depth == 2 or p.kind == "nonstrict_saddle")
+        ]
         with context.task(f"escape flows, H = {depth}", total=len(saddles) * len(cfg.eps)) as step:
             for p in saddles:
                 for eps in cfg.eps:
@@ -79,7 +87,7 @@ def _deep_linear(cfg, data, context):
         if depth < 3:
             continue
         # balanced starts whose product is negative on the next mode: flip the first layer's part
-        for p in (q for q in saddles if q.kind == "nonstrict_saddle"):
+        for p in saddles:
             d = np.array(p.balanced_direction)
             d[: cfg.dim * cfg.dim] *= -1.0  # still balanced (signs cancel in C_k)
             start = _moved(p.model, d, cfg.negative_eps)
@@ -87,7 +95,7 @@ def _deep_linear(cfg, data, context):
             ts = np.linspace(0.0, horizon, 101)
             traj = gf.flow(start, data, horizon, rtol=cfg.rtol, atol=cfg.atol, saveat=ts)
             m = p.escape_mode
-            path = jax.vmap(lambda x: u[:, m] @ x.product() @ v[:, m])(traj.models)
+            path = jax.vmap(lambda x, m=m: u[:, m] @ x.product() @ v[:, m])(traj.models)
             negatives.append(
                 dict(
                     depth=depth,
