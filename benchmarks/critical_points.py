@@ -15,7 +15,9 @@ Times are repeated calls (compiled: the first call of each is reported separatel
 flow ÷ polish. Problems: 'mean-field' (tanh mean-field ResNet, L = 2, M = 2, l2 = 5e-2,
 conditional Wasserstein: an isolated regularised minimum, like the `lojasiewicz` experiment) and
 'resnet' (ResNet d = q = d' = 2, m = 4, L = 2, GELU, n = 3 Gaussian points, stopped at risk 1e-4:
-a zero-risk manifold).
+a zero-risk manifold); 'deep-linear' (depth 3, widths 4, whitened teacher s = 2, 1, 0.1, 0.02,
+init scale 0.5: the global minimum, a rescaling orbit, with a condition number ~ (2/0.02)^{4/3}
+in the flow's linearisation, so the flow's exponential tail is slow).
 
     PYTHONPATH=src .venv/bin/python benchmarks/critical_points.py [--out FILE]
 """
@@ -51,7 +53,10 @@ def _problems():
     mf_kw = dict(geometry="conditional_wasserstein", l2=5e-2)
     rn_data = gf.data.gaussian(key(0), 3, 2, 2)
     rn = gf.models.ResNet(2, 2, 4, 2, 2, key=key(1))
+    dl_data = gf.data.linear_teacher(key(2), 4, 4, 16, [2.0, 1.0, 0.1, 0.02])
+    dl = gf.models.DeepLinear([4, 4, 4, 4], key=key(3), init_scale=0.5)
     return {
+        "deep-linear": (dl, dl_data, {}, dict(t1=600.0), 1e6),
         "mean-field": (mf, mf_data, mf_kw, dict(t1=100.0), 1e5),
         "resnet": (rn, rn_data, {}, dict(t1=1e5, stop_below=1e-4), 1e6),
     }
