@@ -67,3 +67,28 @@ def test_refuses_losses_without_a_minimum():
         gf.critical_point(model, data, loss="logistic")
     with pytest.raises(gf.ConfigError, match="method"):
         gf.critical_point(model, data, method="newton")
+
+
+def test_wrapped_model_with_user_symmetries_and_the_matrix_free_path():
+    # f(x) = B A x as a Wrapped function: the rescalings (A, B) ↦ (GA, BG⁻¹) are its symmetries,
+    # with tangents (XA, −BX); near a factorisation of the exact teacher, a zero-risk minimum
+    data = gf.data.linear_teacher(jax.random.PRNGKey(2), 2, 2, 8, [2.0, 1.0])
+    w = np.asarray(data.moments().syx)
+    r = np.array([[1.0, 0.3], [-0.2, 0.8]])
+    params = {"a": jnp.asarray(r) + 1e-3, "b": jnp.asarray(w @ np.linalg.inv(r)) - 1e-3}
+    model = gf.models.Wrapped(lambda p, x: p["b"] @ (p["a"] @ x), params, in_dim=2, out_dim=2)
+
+    def rescalings(m):
+        a, b = m.params["a"], m.params["b"]
+        units = [jnp.zeros((2, 2)).at[i, j].set(1.0) for i in range(2) for j in range(2)]
+        return [{"a": x @ a, "b": -b @ x} for x in units]
+
+    dense = gf.critical_point(model, data, symmetries=rescalings)
+    assert dense.converged and dense.value < 1e-28
+    assert dense.kind == "degenerate_minimum" and dense.certificate == "hessian"
+    assert dense.orbit_dimension == 4 and dense.n_zero == 0 and dense.n_positive == 4
+    krylov = gf.critical_point(model, data, method="krylov", lanczos_k=4)
+    assert krylov.converged and krylov.value < 1e-28 and krylov.method == "krylov"
+    # no quotient on this path: the 4 null directions are seen, and F = 0 certifies the minimum
+    assert krylov.n_zero == 4 and krylov.certificate == "lower_bound"
+    assert np.allclose(krylov.eigenvalues[4:], dense.eigenvalues, rtol=1e-10)

@@ -145,7 +145,9 @@ def _krylov_step(system, phi, r, mu):
         tags=lx.positive_semidefinite_tag,
     )
     rhs = -jv(r)
-    sol = lx.linear_solve(op, rhs, lx.CG(rtol=1e-12, atol=1e-30, max_steps=4 * phi.size), throw=False)
+    sol = lx.linear_solve(
+        op, rhs, lx.CG(rtol=1e-12, atol=1e-30, max_steps=4 * phi.size), throw=False
+    )
     delta = sol.value
     return delta, r + jv(delta)
 
@@ -179,7 +181,8 @@ def _levenberg_marquardt(system, phi, method, gtol, max_iterations):
                 delta = -q @ (lam / (lam**2 + mu) * qr)
                 predicted = np.linalg.norm(r + q @ (lam * (q.T @ delta)))
             else:
-                delta, lin = (np.asarray(a) for a in _krylov_step(system, phi, jnp.asarray(r), mu))
+                step = _krylov_step(system, phi, jnp.asarray(r), jnp.asarray(mu))
+                delta, lin = (np.asarray(a) for a in step)
                 predicted = float(np.linalg.norm(lin))
             trial = phi + jnp.asarray(delta)
             r_new = np.asarray(_residual(system, trial))
