@@ -58,10 +58,17 @@ def rescaling_tangents(model) -> np.ndarray:
     from ..models.deep_linear import DeepLinear
 
     check(isinstance(model, DeepLinear), "model", type(model).__name__, "a DeepLinear network")
-    weights = [jnp.asarray(w) for w in model.weights]
-    hidden = model.widths[1:-1]
-    if not hidden:
+    if len(model.weights) < 2:
         return np.zeros((model.parameter_count(), 0))
+    return np.asarray(_tangent_matrix(tuple(jnp.asarray(w) for w in model.weights)))
+
+
+@jax.jit
+def _tangent_matrix(weights):
+    """The Jacobian of the linearised action (compiled: shapes fix the hidden widths)."""
+    from ..models.deep_linear import DeepLinear
+
+    hidden = [w.shape[0] for w in weights[:-1]]
 
     def action(xs_flat):
         xs, start = [], 0
@@ -79,8 +86,7 @@ def rescaling_tangents(model) -> np.ndarray:
             tangent.append(t)
         return _flat_params(DeepLinear.from_weights(tangent))[0]
 
-    size = sum(n * n for n in hidden)
-    return np.asarray(jax.jacfwd(action)(jnp.zeros(size)))
+    return jax.jacfwd(action)(jnp.zeros(sum(n * n for n in hidden)))
 
 
 def _rank(matrix: np.ndarray, rtol: float = 1e-10) -> tuple[int, np.ndarray]:
