@@ -39,6 +39,7 @@ by Sylvester's law its inertia is that of ∇²F on T^⊥. Counting with the zer
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import equinox as eqx
 import jax
@@ -70,7 +71,8 @@ class CriticalPointResult(Record):
     `n_zero`, `n_positive` (counts in `eigenvalues`), `unexplained_null_dimension` (= n_zero, dense
     only), `escape_order` (2 for a strict saddle, None otherwise: a probe's fit is in `escape`),
     `escape_direction` (flat θ-vector, unit in the metric; None if none known), `escape` (the
-    `EscapeEstimate` of the flow probe, if one ran).
+    `EscapeEstimate` of the flow probe, if one ran), `solve_seconds` (wall time of the
+    Levenberg–Marquardt solve alone, without the classification).
     """
 
     value: float
@@ -93,6 +95,7 @@ class CriticalPointResult(Record):
     escape_order: int | None = None
     escape_direction: np.ndarray | None = dataclasses.field(default=None, repr=False)
     escape: object = None
+    solve_seconds: float = float("nan")
     model: object = not_json(default=None, repr=False)
 
 
@@ -257,9 +260,11 @@ def critical_point(
     p = phi0.size
     if method == "auto":
         method = "dense" if p <= 3000 else "krylov"
+    started = time.perf_counter()
     phi, history, iterations = _levenberg_marquardt(
         system, phi0, method, float(gtol), int(max_iterations)
     )
+    solve_seconds = time.perf_counter() - started
     value = float(_value_residual(system, phi)[0])
     point = problem.model(system.theta(phi))
     basis = symmetry_basis(point, symmetries, system)  # (P, o), orthonormal, in φ coordinates
@@ -279,6 +284,7 @@ def critical_point(
         iterations=iterations,
         history=history,
         method=method,
+        solve_seconds=solve_seconds,
         orbit_dimension=o,
         model=point,
     )
