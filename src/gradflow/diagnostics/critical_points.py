@@ -202,7 +202,8 @@ def critical_points(
         model = DeepLinear.from_weights([jnp.asarray(w) for w in weights])
         problem, params = GradientFlowProblem.from_model(model, data, loss=loss)
         value, gnorm = _value_and_grad_norm(problem, params)
-        eig, vecs = np.linalg.eigh(hessian_matrix(model, data, loss=loss))
+        h = hessian_matrix(model, data, loss=loss)
+        eig, vecs = np.linalg.eigh(0.5 * (h + h.T))
         scale = float(np.max(np.abs(eig))) if eig.size else 0.0
         zero = tol * scale
         n_neg = int(np.sum(eig < -zero))
