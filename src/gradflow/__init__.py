@@ -15,6 +15,8 @@ from . import geometry as geometry  # noqa: E402
 from . import losses as losses  # noqa: E402
 from . import models as models  # noqa: E402
 from ._chebyshev import RungeKuttaChebyshev as RungeKuttaChebyshev  # noqa: E402
+from ._critical import CriticalPointResult as CriticalPointResult  # noqa: E402
+from ._critical import critical_point as critical_point  # noqa: E402
 from ._descent import OPTIMIZERS as OPTIMIZERS  # noqa: E402
 from ._descent import descent as descent  # noqa: E402
 from ._ensemble import Ensemble as Ensemble  # noqa: E402

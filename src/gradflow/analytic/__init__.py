@@ -6,7 +6,8 @@ predictions experiments compare with.
   escape (`aligned_balanced_prediction`), the data's modes and critical values (`teacher_modes`,
   `critical_value`), balanced networks (`balanced_factorisation`, `balanced_aligned_init`), and the
   effective balanced start of a random small init (`effective_balanced_init`,
-  `predicted_learning_times`).
+  `predicted_learning_times`), and the survey's initialisations with the conservation laws they
+  fix (`delta_balanced_init`, `decoupled_init`, `aligned_init`).
 - ResNets of Marion et al. (docs/resnets.md): the ReLU counter-example's fixed point
   (`relu_fixed_point`, `relu_successive_difference`) and the paper's GD steps against gradflow's
   flow time (`resnet_flow_time`, `resnet_gd_steps`).
@@ -22,6 +23,10 @@ from ._deep_linear import critical_value as critical_value
 from ._deep_linear import effective_balanced_init as effective_balanced_init
 from ._deep_linear import predicted_learning_times as predicted_learning_times
 from ._deep_linear import teacher_modes as teacher_modes
+from ._inits import LinearInit as LinearInit
+from ._inits import aligned_init as aligned_init
+from ._inits import decoupled_init as decoupled_init
+from ._inits import delta_balanced_init as delta_balanced_init
 from ._resnet import relu_fixed_point as relu_fixed_point
 from ._resnet import relu_successive_difference as relu_successive_difference
 from ._resnet import resnet_flow_time as resnet_flow_time

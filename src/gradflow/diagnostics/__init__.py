@@ -28,6 +28,10 @@ from .depth import depth_distance as depth_distance
 from .depth import depth_smoothness as depth_smoothness
 from .depth import ode_gap as ode_gap
 from .depth import ode_gaps as ode_gaps
+from .escape import EscapeEstimate as EscapeEstimate
+from .escape import escape_probe as escape_probe
+from .escape import orbit_dimension as orbit_dimension
+from .escape import rescaling_tangents as rescaling_tangents
 from .hessian import hessian_matrix as hessian_matrix
 from .hessian import hessian_spectrum as hessian_spectrum
 from .lojasiewicz import EnergyDissipation as EnergyDissipation

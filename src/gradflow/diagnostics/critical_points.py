@@ -19,6 +19,27 @@ default, relative to the largest |eigenvalue| at that point; all zero when the H
 e.g. at the origin for H ≥ 3). The autodiff Hessian is exact to ~1e-15 relative, and the non-zero
 eigenvalues at these points are O(s_j^{2(H−1)/H}) or gaps like s_i − s_j, far above tol.
 
+**Beyond the Hessian** (MODELS.md §1). Along a ray from the origin, F(εD) − F(0) =
+−ε^H ⟨D_H⋯D_1, Σ_yx⟩ + O(ε^{2H}): the first non-vanishing term has order H, and the fastest
+decrease among unit D is the balanced rank-one direction on the top mode (each D_k of norm H^{−1/2}).
+The same holds at a balanced point that learned the top j modes, for mode j + 1. So each record
+carries `escape_order` (2 at a strict saddle, H at a non-strict one, None at a global minimum),
+`escape_direction` (flat θ-vector: the eigenvector of λ_min at a strict saddle, the balanced
+rank-one direction D_k = H^{−1/2} r_k r_{k−1}ᵀ on the first unlearned mode m (r_0 = v_m,
+r_H = u_m, r_k the first free hidden coordinate) at a non-strict one), `escape_mode` (that m),
+`balanced_direction` (that balanced direction, at strict saddles too, where it escapes at order H
+for H ≥ 3 while the eigenvector of λ_min escapes at order 2), and
+`balanced_escape_time(ε)`: from the point moved by ε along the balanced direction of mode m, the
+mode strength starts at u_0 = (ε/√H)^H and follows the exact balanced solution
+u' = H u^{2−2/H}(s_m − u) while the learned modes stay put, so it reaches s_m/2 at
+`analytic.learning_time(s_m, u_0, H)` (∝ log(1/ε) for H = 2, ∝ ε^{−(H−2)} for H ≥ 3); F is then
+F_J − (3/8)s_m² (× 2/d_out for mse), the level a flow can stop at to measure it. (ε is measured in
+whitened variables.) `orbit_dimension` is the rank of the infinitesimal rescaling action
+(`diagnostics.orbit_dimension`); `unexplained_null_dimension` = n_zero − orbit_dimension counts
+Hessian null directions the orbit does not explain (at the origin with H ≥ 3 all of them: every
+(W_1, 0, …, 0) is critical). Ray signs are not a flow's fate: claims about escape are checked by
+flowing (tests/diagnostics/test_critical_escape.py).
+
 **Kinds.** `global_min` when the value equals the global minimum value (J = the top min(k*, r)
 modes); otherwise `strict_saddle` when λ_min < −tol·max|λ| and `nonstrict_saddle` when not. For
 the linearised flow θ' = −∇F the Jacobian is −∇²F: stable / unstable / centre dimensions are the
@@ -39,11 +60,12 @@ from .._errors import ConfigError
 from .._problem import GradientFlowProblem
 from .._result import Record, not_json
 from .._validation import check
-from ..analytic import balanced_factorisation, critical_value, teacher_modes
+from ..analytic import balanced_factorisation, critical_value, learning_time, teacher_modes
 from ..fits import crossing_time
 from ..losses import as_loss
 from ._losses import require_minimum, squared_loss_factor, trajectory_loss
-from .hessian import hessian_spectrum
+from .escape import orbit_dimension
+from .hessian import hessian_matrix
 
 __all__ = ["CriticalPoint", "critical_points", "SaddleTimeline", "saddle_timeline"]
 
@@ -73,7 +95,32 @@ class CriticalPoint(Record):
     kind: str
     gradient_norm: float
     eigenvalues: np.ndarray = dataclasses.field(repr=False)
-    model: object = not_json(repr=False)
+    depth: int = 0
+    escape_order: int | None = None
+    escape_mode: int | None = None
+    singular_value: float | None = None
+    loss_factor: float = 1.0
+    orbit_dimension: int = 0
+    unexplained_null_dimension: int = 0
+    escape_direction: np.ndarray | None = dataclasses.field(default=None, repr=False)
+    balanced_direction: np.ndarray | None = dataclasses.field(default=None, repr=False)
+    model: object = not_json(default=None, repr=False)
+
+    def balanced_escape_time(self, eps, fraction: float = 0.5):
+        """Closed-form time for mode `escape_mode` to reach `fraction`·s_m from the point moved
+        by ε along its balanced direction (module docstring); None at a global minimum."""
+        if self.escape_mode is None:
+            return None
+        u0 = (np.asarray(eps, float) / np.sqrt(self.depth)) ** self.depth
+        return learning_time(self.singular_value, u0, self.depth, fraction)
+
+    def escape_level(self, fraction: float = 0.5) -> float | None:
+        """F where the escaping mode reaches `fraction`·s_m: F_J − κ s_m²(f − f²/2), κ = 1 for
+        half_mse (2/d_out for mse)."""
+        if self.escape_mode is None:
+            return None
+        s = self.singular_value
+        return self.critical_value - self.loss_factor * s**2 * (fraction - fraction**2 / 2)
 
 
 @eqx.filter_jit
@@ -155,7 +202,8 @@ def critical_points(
         model = DeepLinear.from_weights([jnp.asarray(w) for w in weights])
         problem, params = GradientFlowProblem.from_model(model, data, loss=loss)
         value, gnorm = _value_and_grad_norm(problem, params)
-        eig = hessian_spectrum(model, data, loss=loss)
+        h = hessian_matrix(model, data, loss=loss)
+        eig, vecs = np.linalg.eigh(0.5 * (h + h.T))
         scale = float(np.max(np.abs(eig))) if eig.size else 0.0
         zero = tol * scale
         n_neg = int(np.sum(eig < -zero))
@@ -169,8 +217,32 @@ def critical_points(
             kind = "strict_saddle"
         else:
             kind = "nonstrict_saddle"
+        depth = len(widths) - 1
+        free = [j for j in range(r) if j not in modes]
+        mode = free[0] if free and len(modes) < kstar else None
+        balanced = (
+            None
+            if mode is None
+            else _balanced_direction(u, v, mode, len(modes), widths, inv_half, whitened)
+        )
+        if kind == "global_min":
+            order, direction = None, None
+        elif kind == "strict_saddle":
+            order, direction = 2, vecs[:, 0]
+        else:
+            order, direction = depth, balanced
+        orbit = orbit_dimension(model)
         out.append(
             CriticalPoint(
+                depth=depth,
+                escape_order=order,
+                escape_mode=mode,
+                singular_value=None if mode is None else float(s[mode]),
+                loss_factor=factor,
+                orbit_dimension=orbit,
+                unexplained_null_dimension=n_zero - orbit,
+                escape_direction=direction,
+                balanced_direction=balanced,
                 modes=tuple(modes),
                 value=value,
                 critical_value=crit,
@@ -189,6 +261,17 @@ def critical_points(
             )
         )
     return out
+
+
+def _balanced_direction(u, v, mode, slot, widths, inv_half, whitened) -> np.ndarray:
+    """The flat balanced rank-one direction D_k = H^{−1/2} r_k r_{k−1}ᵀ on `mode` (r_0 = v_m,
+    r_H = u_m, r_k = the hidden coordinate vector e_slot), unit in whitened variables."""
+    depth = len(widths) - 1
+    frames = [v[:, mode]] + [np.eye(n)[:, slot] for n in widths[1:-1]] + [u[:, mode]]
+    layers = [np.outer(frames[k], frames[k - 1]) / np.sqrt(depth) for k in range(1, depth + 1)]
+    if not whitened:
+        layers[0] = layers[0] @ inv_half
+    return np.concatenate([w.ravel() for w in layers])
 
 
 # ---------------------------------------------------------------------------------------------

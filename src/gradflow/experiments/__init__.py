@@ -33,6 +33,7 @@ from . import resnet_digits as resnet_digits  # noqa: E402,F401
 from . import resnet_long as resnet_long  # noqa: E402,F401
 from . import resnet_pl as resnet_pl  # noqa: E402,F401
 from . import resnet_relu as resnet_relu  # noqa: E402,F401
+from . import saddles as saddles  # noqa: E402,F401
 
 _FROM_RUNS = ("run_experiment", "resume_experiment", "RunContext", "Progress")
 
