@@ -59,7 +59,9 @@ def enable_compilation_cache(directory=None) -> Path | None:
         return None
     backend = jax.default_backend()
     jax.config.update("jax_compilation_cache_dir", str(path))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_TIME_S.get(backend, 0.5))
+    jax.config.update(
+        "jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_TIME_S.get(backend, 0.5)
+    )
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
     if backend != "cpu":
         try:

@@ -172,8 +172,8 @@ def run(
 ) -> None:
     """Run a named experiment and write its run folder."""
     from . import _interrupt
-    from ._errors import ConfigError, DivergenceError, RunInterrupted, SolverError
     from ._cache import enable_compilation_cache
+    from ._errors import ConfigError, DivergenceError, RunInterrupted, SolverError
     from .runs import _runner
     from .runs._signals import exit_code
 
@@ -271,7 +271,9 @@ def sweep(
     out: str = typer.Option(..., "--out", help="the sweep folder"),
     engine: str = typer.Option("local", "--engine", help="local (process pool) or ray"),
     address: str = typer.Option(None, "--address", help="a Ray cluster (HEAD:6379); ray only"),
-    workers: int = typer.Option(None, "--workers", help="processes (default: one per core; 0: in this process)"),
+    workers: int = typer.Option(
+        None, "--workers", help="processes (default: one per core; 0: in this process)"
+    ),
     import_: list[str] = typer.Option(
         [], "--import", help="a module to import in every worker (registers your experiment)"
     ),

@@ -13,8 +13,7 @@ import jax
 import numpy as np
 
 import gradflow as gf
-from gradflow.experiments import ExperimentConfig, Result, param, register
-from gradflow.experiments import checks
+from gradflow.experiments import ExperimentConfig, Result, checks, param, register
 
 NAME = "test-sweep-toy"
 T1 = 6.0
@@ -30,8 +29,12 @@ class ToyConfig(ExperimentConfig):
 
     depth: int = param(2, "number of layers", check=checks.count(1), size=True)
     init_scale: float = param(0.3, "per-layer init scale", check=checks.number())
-    signal: float = param(1.0, "scale of the teacher's singular values (2, 1)", check=checks.number())
-    fail_depth: int | None = param(None, "raise DivergenceError at this depth", check=checks.optional(checks.count()))
+    signal: float = param(
+        1.0, "scale of the teacher's singular values (2, 1)", check=checks.number()
+    )
+    fail_depth: int | None = param(
+        None, "raise DivergenceError at this depth", check=checks.optional(checks.count())
+    )
     ensemble: bool = param(True, "let run_seeds take the seeds together (else: one by one)")
     sleep: float = param(0.0, "seconds to sleep before the flow", check=checks.number(strict=False))
 

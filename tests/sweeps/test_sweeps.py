@@ -19,11 +19,11 @@ from cli_helpers import exited, invoke, one_error_line
 
 import gradflow as gf
 from gradflow.runs import RunFolderError, run_experiment
+from gradflow.sweeps import flatten
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 import sweep_toy  # noqa: E402  (registers the toy experiment)
-from gradflow.sweeps import flatten  # noqa: E402
 
 TOY = sweep_toy.NAME
 GRID = {"init_scale": [0.3, 0.5], "signal": [1.0, 1.5]}
@@ -92,7 +92,10 @@ def test_local_and_ray_tables_agree_and_equal_single_runs(local, tmp_path):
 
 def _digest(folder: Path) -> dict:
     return {
-        str(p.relative_to(folder)): (p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest())
+        str(p.relative_to(folder)): (
+            p.stat().st_mtime_ns,
+            hashlib.sha256(p.read_bytes()).hexdigest(),
+        )
         for p in sorted(folder.rglob("*"))
         if p.is_file()
     }

@@ -10,4 +10,4 @@ from ._api import sweep as sweep
 from ._engines import ENGINES as ENGINES
 from ._grid import parse_grid_options as parse_grid_options
 from ._table import flatten as flatten
-from ._table import read as read_table
+from ._table import read as read_table  # noqa: F401  (public)

@@ -106,8 +106,10 @@ def _ensemble(name, plan_seeds, context_log) -> list | None:
     try:
         results = list(hook(configs, RunContext()))
     except Exception as err:  # noqa: BLE001  (each seed then runs, and fails, on its own)
-        context_log(f"ensemble of {len(configs)} seeds failed ({type(err).__name__}: {err}); "
-                    "running the seeds one by one")
+        context_log(
+            f"ensemble of {len(configs)} seeds failed ({type(err).__name__}: {err}); "
+            "running the seeds one by one"
+        )
         return None
     if len(results) != len(configs):
         context_log(f"run_seeds returned {len(results)} results for {len(configs)} seeds")

@@ -22,8 +22,7 @@ from .._errors import ConfigError
 from ..experiments import effective_config, get_experiment
 from ..experiments._config import field_specs
 from ..experiments._parse import coerce, to_text
-from ..runs import RunFolderError
-from ..runs import _files
+from ..runs import RunFolderError, _files
 
 MANIFEST = "manifest.json"
 CELLS = "cells"
@@ -91,7 +90,9 @@ def _grid_texts(name: str, grid: dict[str, Any]) -> dict[str, list[str]]:
     out = {}
     for key, values in grid.items():
         if key == "seed":
-            raise ConfigError("--grid", key, "a key other than seed (seeds: --seeds K, --set seed=S)")
+            raise ConfigError(
+                "--grid", key, "a key other than seed (seeds: --seeds K, --set seed=S)"
+            )
         if key not in specs:
             keys = ", ".join(sorted(k for k in specs if k != "seed"))
             raise ConfigError("--grid", key, f"a key of experiment '{name}': {keys}")

@@ -107,11 +107,15 @@ def build(df, plan: Plan) -> str:
     ]
     failed = df[df["status"] != "ok"]
     if len(failed):
-        parts.append("<h2>Runs that did not succeed</h2><table><tr><th>folder</th>"
-                     "<th>status</th><th>error</th></tr>")
+        parts.append(
+            "<h2>Runs that did not succeed</h2><table><tr><th>folder</th>"
+            "<th>status</th><th>error</th></tr>"
+        )
         for _, row in failed.iterrows():
-            parts.append(f"<tr><td>{esc(row['folder'])}</td><td>{esc(str(row['status']))}</td>"
-                         f"<td>{esc(str(row['error']))}</td></tr>")
+            parts.append(
+                f"<tr><td>{esc(row['folder'])}</td><td>{esc(str(row['status']))}</td>"
+                f"<td>{esc(str(row['error']))}</td></tr>"
+            )
         parts.append("</table>")
     numbers = headline_numbers(df, plan)
     if not numbers:
@@ -120,8 +124,9 @@ def build(df, plan: Plan) -> str:
         parts.append(f"<h2>{esc(number)}</h2><div>")
         for key in plan.grid:
             image = _figure(df, plan, number, key)
-            parts.append(f"<img alt='{esc(number)} against {esc(key)}' "
-                         f"src='data:image/png;base64,{image}'>")
+            parts.append(
+                f"<img alt='{esc(number)} against {esc(key)}' src='data:image/png;base64,{image}'>"
+            )
         parts.append("</div>")
     parts.append("</body></html>\n")
     return "\n".join(parts)

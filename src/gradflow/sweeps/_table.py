@@ -82,7 +82,9 @@ def frame(table: list[dict[str, Any]], plan: Plan):
     df = df[first + rest]
     for key in plan.grid:  # tuples (e.g. a swept list value) are stored as their text
         if df[key].map(lambda v: isinstance(v, tuple | list)).any():
-            df[key] = df[key].map(lambda v: ",".join(map(str, v)) if isinstance(v, tuple | list) else v)
+            df[key] = df[key].map(
+                lambda v: ",".join(map(str, v)) if isinstance(v, tuple | list) else v
+            )
     df["error"] = df["error"].astype(object).where(df["error"].notna(), None)
     return df
 
