@@ -55,7 +55,8 @@ def sweep(
 
     **Returns:** a pandas DataFrame, one row per (cell, seed), also written to
     DIR/results.parquet (columns: `_table`); `df.attrs["sweep"]` says what this call did (cells
-    run and skipped, runs by action: 'ensemble', 'run', 'resumed', 'skipped', 'failed').
+    run and skipped, runs by action: 'ensemble', 'run', 'resumed', 'skipped', 'failed'; per
+    cell run: worker pid and seconds).
 
     **Raises:** `ConfigError` (one line, nothing written) for an invalid grid, key, value,
     engine or a folder holding another sweep.
@@ -93,6 +94,7 @@ def sweep(
     errors: dict = {}
     stats = {"cells_run": len(tasks), "cells_skipped": done, "workers": set(), "cell_s": 0.0}
     actions: dict[str, int] = {}
+    cells: list[dict] = []
 
     def on_done(result: dict) -> None:
         if "error" in result:
@@ -100,6 +102,7 @@ def sweep(
                 errors[(result["index"], s)] = result["error"]
         else:
             stats["workers"].add(result["pid"])
+            cells.append({k: result[k] for k in ("index", "pid", "wall_s")})
             stats["cell_s"] += result["wall_s"]
             for record in result["seeds"].values():
                 actions[record["action"]] = actions.get(record["action"], 0) + 1
@@ -115,6 +118,7 @@ def sweep(
         **stats,
         "workers": len(stats["workers"]),
         "runs": actions,
+        "cells": cells,
         "wall_s": time.perf_counter() - start,
         "folder": str(out),
     }
