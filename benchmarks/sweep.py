@@ -42,8 +42,12 @@ CLI = [sys.executable, "-m", "gradflow.cli"]
 def _cli_run(out: Path, sets: dict, env: dict) -> tuple[float, dict]:
     args = [a for k, v in sets.items() for a in ("--set", f"{k}={v}")]
     start = time.perf_counter()
-    subprocess.run([*CLI, "run", "deep-linear", *args, "--out", str(out)], env=env, check=True,
-                   capture_output=True)
+    subprocess.run(
+        [*CLI, "run", "deep-linear", *args, "--out", str(out)],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     wall = time.perf_counter() - start
     return wall, json.loads((out / "summary.json").read_text())
 
@@ -97,8 +101,10 @@ def one_by_one(seeds: int, subset: int, work: Path, env: dict, log) -> dict:
         run_experiment("deep-linear", sets, work / f"warm{i}a")
         _, warm = run_experiment("deep-linear", sets, work / f"warm{i}b")
         rows.append((wall, summary["wall_time_s"], warm.summary["wall_time_s"]))
-        log(f"gradflow run {sets}: {wall:.1f} s (run {summary['wall_time_s']:.1f} s, warm "
-            f"{warm.summary['wall_time_s']:.2f} s)")
+        log(
+            f"gradflow run {sets}: {wall:.1f} s (run {summary['wall_time_s']:.1f} s, warm "
+            f"{warm.summary['wall_time_s']:.2f} s)"
+        )
     n = len(GRID["depth"]) * len(GRID["init_scale"]) * seeds
     mean = lambda k: statistics.mean(r[k] for r in rows)  # noqa: E731
     return {
@@ -131,15 +137,23 @@ def main(argv=None):
     with tempfile.TemporaryDirectory(prefix="gf-sweep-bench-") as tmp:
         work = Path(tmp)
         env = {**os.environ, "GRADFLOW_CACHE_DIR": str(work / "cache"), "MPLBACKEND": "Agg"}
-        results = {"date": datetime.datetime.now(datetime.UTC).isoformat(timespec="minutes"),
-                   "cores": len(os.sched_getaffinity(0)), "seeds": args.seeds,
-                   "preset": args.preset, "load_avg_start": os.getloadavg()}
+        results = {
+            "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="minutes"),
+            "cores": len(os.sched_getaffinity(0)),
+            "seeds": args.seeds,
+            "preset": args.preset,
+            "load_avg_start": os.getloadavg(),
+        }
         results["sweep"] = sweep_part(args.seeds, work, env, log)
         results["one_by_one"] = one_by_one(args.seeds, args.subset, work, env, log)
-        results["speedup"] = results["one_by_one"]["extrapolated_total_s"] / results["sweep"]["wall_s"]
-        log(f"sweep {results['sweep']['wall_s']:.1f} s vs one by one (extrapolated from "
+        results["speedup"] = (
+            results["one_by_one"]["extrapolated_total_s"] / results["sweep"]["wall_s"]
+        )
+        log(
+            f"sweep {results['sweep']['wall_s']:.1f} s vs one by one (extrapolated from "
             f"{args.subset} runs) {results['one_by_one']['extrapolated_total_s']:.1f} s: "
-            f"{results['speedup']:.1f}x faster")
+            f"{results['speedup']:.1f}x faster"
+        )
         results["cache"] = warm_cache(work, env, log)
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
