@@ -14,6 +14,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+# `gradflow run` / `gradflow sweep` switch JAX's persistent compilation cache on; the tests (and
+# the commands they start) leave it off unless a test sets its own folder (tests/sweeps).
+os.environ.setdefault("GRADFLOW_CACHE_DIR", "off")
 
 import jax  # noqa: E402
 import pytest  # noqa: E402

@@ -149,18 +149,20 @@ def test_killed_sweep_rerun_equals_uninterrupted(local, env, tmp_path):
 
 def test_failing_cell_recorded_and_other_grid_refused(env, tmp_path):
     out = tmp_path / "failing"
-    # depth 2 raises DivergenceError: recorded, and the depth-1 cell still runs.
-    df = gf.sweep(TOY, {"depth": [2, 1]}, seeds=2, out=out, sets={"fail_depth": 2}, workers=0)
+    # depth 2 raises DivergenceError: recorded, and the depth-1 cell still runs. (In this
+    # process, workers=0, without the compilation cache: it would stay on for the whole session.)
+    kw = dict(seeds=2, out=out, sets={"fail_depth": 2}, workers=0, cache="off")
+    df = gf.sweep(TOY, {"depth": [2, 1]}, **kw)
     assert list(df["status"]) == ["failed", "failed", "ok", "ok"]
     assert df["error"][0] == "DivergenceError: depth 2 fails on purpose"
     assert df["error"][2] is None and df["loss.final"][2] < 1e-3
     assert np.isnan(df["loss.final"][0])
     assert "depth 2 fails on purpose" in (out / "report.html").read_text()
     # Rerun: complete cells (failed ones included) are skipped, nothing handed to a worker.
-    again = gf.sweep(TOY, {"depth": [2, 1]}, seeds=2, out=out, sets={"fail_depth": 2}, workers=0)
+    again = gf.sweep(TOY, {"depth": [2, 1]}, **kw)
     assert again.attrs["sweep"]["cells_skipped"] == 2 and again.attrs["sweep"]["runs"] == {}
     with pytest.raises(RunFolderError, match=r"holds another sweep \(grid"):
-        gf.sweep(TOY, {"depth": [1, 3]}, seeds=2, out=out, sets={"fail_depth": 2}, workers=0)
+        gf.sweep(TOY, {"depth": [1, 3]}, **kw)
     result = invoke("sweep", TOY, "--grid", "depth=1,3", "--seeds", "2", "--out", out)
     exited(result, 2)
     assert "holds another sweep" in one_error_line(result.stderr)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import importlib
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from .. import _interrupt
 from .._errors import ConfigError
 from . import _report, _table
-from ._cell import folder_status, prepare
+from ._cell import folder_status
 from ._engines import ENGINES, execute
 from ._grid import claim, make_plan, seed_folder
 
@@ -69,8 +71,8 @@ def sweep(
         raise ConfigError("--workers", workers, "an integer >= 0 (0: in this process)")
     if isinstance(imports, str):
         imports = [imports]
-    for module in imports:
-        prepare((module,), "off")  # an import error is the caller's, before anything is written
+    for module in imports:  # an import error is the caller's, before anything is written
+        importlib.import_module(module)
     plan = make_plan(name, grid, seeds, sets)
     out = claim(Path(out), plan)
     tasks, done = [], 0
@@ -107,6 +109,9 @@ def sweep(
             for record in result["seeds"].values():
                 actions[record["action"]] = actions.get(record["action"], 0) + 1
         advance()
+        # Ctrl-C / SIGTERM under `gradflow sweep` (recorded by its handler; the workers got it
+        # too and marked their runs interrupted): stop handing out cells. Rerun to continue.
+        _interrupt.check()
 
     start = time.perf_counter()
     with _bar(progress, len(plan.cells), done, name) as advance:
