@@ -64,7 +64,7 @@ def sweep(
     engine or a folder holding another sweep.
     """
     if engine not in ENGINES:
-        raise ConfigError("engine", engine, "one of " + ", ".join(ENGINES))
+        raise ConfigError("--engine", engine, "one of " + ", ".join(ENGINES))
     if workers is not None and (
         isinstance(workers, bool) or not isinstance(workers, int) or workers < 0
     ):
