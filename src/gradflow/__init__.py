@@ -38,3 +38,13 @@ from ._trajectory_io import convert_legacy_trajectory as convert_legacy_trajecto
 from .data import Dataset as Dataset  # noqa: E402
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # `gf.sweep` lives in `gradflow.sweeps`, which imports the experiments (which import
+    # gradflow): loaded on first use.
+    if name == "sweep":
+        from .sweeps import sweep
+
+        return sweep
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,6 +1,6 @@
 """The `gradflow` command: `gradflow list`, `gradflow describe NAME`,
 `gradflow run NAME [--set k=v ...] [--out DIR] [--overwrite | --resume] [--dry-run]`,
-`gradflow report DIR`.
+`gradflow report DIR`, `gradflow sweep NAME --grid key=v1,v2 [--seeds K] --out DIR`.
 
 Exit codes: 0 success; 1 a run that failed (diverged, stopped early, incomplete, could not write
 its files: partial results kept); 2 invalid input or a run folder that cannot be used (one line,
@@ -172,10 +172,12 @@ def run(
 ) -> None:
     """Run a named experiment and write its run folder."""
     from . import _interrupt
+    from ._cache import enable_compilation_cache
     from ._errors import ConfigError, DivergenceError, RunInterrupted, SolverError
     from .runs import _runner
     from .runs._signals import exit_code
 
+    enable_compilation_cache()  # a second run of the same shapes loads its programs from disk
     folder = out
     try:
         if resume:
@@ -256,6 +258,69 @@ def report(folder: str = typer.Argument(..., help="a run folder")) -> None:
     except OSError as err:
         _fail(f"cannot write {Path(folder) / 'report.html'}: {_os_error(err)}", 1)
     console.print(f"report: {path.resolve()}", soft_wrap=True, markup=False)
+
+
+@app.command()
+def sweep(
+    name: str = typer.Argument(..., help="experiment name (see `gradflow list`)"),
+    grid: list[str] = typer.Option(
+        [], "--grid", help="a swept key: key=v1,v2,... (repeat for more keys: their product)"
+    ),
+    seeds: int = typer.Option(1, "--seeds", help="seeds per cell: S, S+1, ..., S+K-1"),
+    set_: list[str] = typer.Option([], "--set", help="a config value for every cell: key=value"),
+    out: str = typer.Option(..., "--out", help="the sweep folder"),
+    engine: str = typer.Option("local", "--engine", help="local (process pool) or ray"),
+    address: str = typer.Option(None, "--address", help="a Ray cluster (HEAD:6379); ray only"),
+    workers: int = typer.Option(
+        None, "--workers", help="processes (default: one per core; 0: in this process)"
+    ),
+    import_: list[str] = typer.Option(
+        [], "--import", help="a module to import in every worker (registers your experiment)"
+    ),
+) -> None:
+    """Run an experiment over a grid (x seeds): a run folder per cell and seed, one table
+    (DIR/results.parquet) and a report (DIR/report.html). Rerun to resume."""
+    from ._errors import ConfigError, RunInterrupted
+    from .sweeps import parse_grid_options
+    from .sweeps import sweep as run_sweep
+
+    try:
+        if not grid:
+            raise ConfigError("--grid", None, "at least one key=v1,v2,... option")
+        table = run_sweep(
+            name,
+            parse_grid_options(grid),
+            seeds,
+            out=out,
+            sets=_parse_sets(set_),
+            engine=engine,
+            workers=workers,
+            address=address,
+            imports=import_,
+        )
+    except ConfigError as err:
+        _fail(str(err), 2)
+    except ImportError as err:
+        _fail(f"--import: {err}", 2)
+    except RunInterrupted as err:
+        _fail(f"interrupted by {err}: rerun the same command to continue", 130)
+    except OSError as err:
+        _fail(f"cannot write the sweep folder {out}: {_os_error(err)}", 1)
+    info = table.attrs["sweep"]
+    counts = table["status"].value_counts().to_dict()
+    console.print(
+        f"{len(table)} runs ({', '.join(f'{n} {s}' for s, n in counts.items())}); "
+        f"{info['cells_run']} cells run, {info['cells_skipped']} complete already; "
+        f"{info['wall_s']:.1f} s",
+        soft_wrap=True,
+        markup=False,
+    )
+    console.print(f"table: {Path(out) / 'results.parquet'}", soft_wrap=True, markup=False)
+    console.print(f"report: {(Path(out) / 'report.html').resolve()}", soft_wrap=True, markup=False)
+    bad = table[table["status"] != "ok"]
+    if len(bad):
+        first = bad.iloc[0]
+        _fail(f"{len(bad)} run(s) did not succeed, e.g. {first['folder']}: {first['error']}", 1)
 
 
 def _on_signal(number, frame) -> None:

@@ -13,7 +13,11 @@ To add an experiment, write
     @register("my-experiment", "one line saying what it shows", MyConfig)
     def run(config: MyConfig, context: RunContext) -> Result: ...
 
-and import it in `gradflow/experiments/__init__.py`. The context (`gradflow.runs.RunContext`)
+and import it in `gradflow/experiments/__init__.py`. An experiment whose seeds can be solved
+together (one `gf.Ensemble` flow) may also pass `run_seeds=`: a function `(configs, context) ->
+list[Result]` given configs that differ only in `seed`, returning what `run` would return for
+each (to the flow's tolerance). `gradflow sweep` uses it for the seeds of a cell; without it the
+seeds are separate runs in one warm worker process. The context (`gradflow.runs.RunContext`)
 reports progress (`with context.task("flows", total=n) as advance: ... advance()`, which is
 also where an interrupted run stops), logs, and gives checkpoint folders for long flows.
 """
@@ -57,19 +61,27 @@ class Result:
 
 @dataclasses.dataclass(frozen=True)
 class Experiment:
-    """A registered experiment: its name, one-line description, config class and run function."""
+    """A registered experiment: its name, one-line description, config class and run function;
+    `run_seeds` (optional) runs several seeds of one configuration together (see `register`)."""
 
     name: str
     description: str
     config_cls: type
     run: Callable[[Any, Any], Result]
+    run_seeds: Callable[[list, Any], list[Result]] | None = None
 
 
 REGISTRY: dict[str, Experiment] = {}
 
 
-def register(name: str, description: str, config_cls: type):
-    """Decorator registering `run(config, context) -> Result` as the experiment `name`."""
+def register(name: str, description: str, config_cls: type, *, run_seeds=None):
+    """Decorator registering `run(config, context) -> Result` as the experiment `name`.
+
+    `run_seeds(configs, context) -> list[Result]` (optional): the seeds of one configuration run
+    together, e.g. as one ensemble flow; `configs` differ only in `seed` and result i must be what
+    `run(configs[i], ...)` gives (sweeps write each into its own run folder)."""
+    if run_seeds is not None and not callable(run_seeds):
+        raise TypeError(f"run_seeds of {name} is not callable")
     if not (dataclasses.is_dataclass(config_cls) and issubclass(config_cls, ExperimentConfig)):
         raise TypeError(f"{config_cls} is not an ExperimentConfig dataclass")
     if not config_cls.__dataclass_params__.frozen:
@@ -84,7 +96,7 @@ def register(name: str, description: str, config_cls: type):
             raise TypeError(f"{config_cls.__name__}.{preset} sets unknown fields {sorted(unknown)}")
 
     def decorator(run):
-        REGISTRY[name] = Experiment(name, description, config_cls, run)
+        REGISTRY[name] = Experiment(name, description, config_cls, run, run_seeds)
         return run
 
     return decorator

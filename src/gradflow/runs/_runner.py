@@ -59,6 +59,7 @@ def run_experiment(
     view: ProgressView | None = None,
     *,
     overwrite: bool = False,
+    compute=None,
 ) -> tuple[Path, Result]:
     """Run experiment `name` with `overrides` (`--set` values) into the folder `out` (default
     runs/NAME); returns (folder, result). `result.summary` is what summary.json holds.
@@ -66,10 +67,15 @@ def run_experiment(
     Raises `ConfigError` before anything is written for invalid input or a folder that holds
     another run (unless `overwrite`); `DivergenceError`/`SolverError` after writing the partial
     results (status 'failed'); `RunInterrupted` after marking the folder 'interrupted'. A run
-    whose flows did not all reach their end returns normally with status 'failed'."""
+    whose flows did not all reach their end returns normally with status 'failed'.
+
+    `compute(config, context) -> Result`, if given, replaces the experiment's run function: a
+    sweep hands each member of an ensemble solved together (`gradflow.sweeps`) to the runner
+    this way, so that its folder is written exactly as a run of its own would be."""
     effective = effective_config(name, overrides)
     folder = check_out(out if out is not None else default_folder(name))
-    return _execute(folder, "overwrite" if overwrite else "new", view, effective=effective)
+    mode = "overwrite" if overwrite else "new"
+    return _execute(folder, mode, view, effective=effective, compute=compute)
 
 
 def resume_experiment(
@@ -98,7 +104,7 @@ def read_config(folder, expected: str | None = None) -> EffectiveConfig:
     return effective
 
 
-def _execute(folder: Path, mode: str, view, effective=None, expected=None):
+def _execute(folder: Path, mode: str, view, effective=None, expected=None, compute=None):
     try:
         _interrupt.check()  # a signal before the run started (the CLI's handlers record it)
     except RunInterrupted as err:
@@ -129,7 +135,7 @@ def _execute(folder: Path, mode: str, view, effective=None, expected=None):
                 run_folder.remove("report.html")
             except OSError as err:
                 raise RunFolderError(folder, f"cannot be written ({err.strerror})") from None
-            return _run(run_folder, effective, view, resumed)
+            return _run(run_folder, effective, view, resumed, compute)
         finally:
             run_folder.close()
             _interrupt.clear()
@@ -174,7 +180,7 @@ def _write_result(run_folder: RunFolder, result: Result) -> None:
             plt.close(figure)
 
 
-def _run(run_folder: RunFolder, effective: EffectiveConfig, view, resumed: int):
+def _run(run_folder: RunFolder, effective: EffectiveConfig, view, resumed: int, compute=None):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -188,7 +194,7 @@ def _run(run_folder: RunFolder, effective: EffectiveConfig, view, resumed: int):
         return {**base, "status": status, **fields, **wall}
 
     try:
-        result = exp.run(effective.config, context)
+        result = (compute or exp.run)(effective.config, context)
     except RunInterrupted as err:
         trajectory = getattr(err, "trajectory", None)
         if trajectory is not None:
