@@ -29,7 +29,9 @@ os.environ["GRADFLOW_CACHE_DIR"] = os.environ["GRADFLOW_TEST_COMPILE_CACHE"]
 import jax  # noqa: E402
 import pytest  # noqa: E402
 
-jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
+from gradflow._cache import enable_compilation_cache  # noqa: E402
+
+enable_compilation_cache(os.environ["GRADFLOW_CACHE_DIR"])  # what `gradflow run` does, per backend
 
 import gradflow  # noqa: E402,F401
 import gradflow as gf  # noqa: E402
