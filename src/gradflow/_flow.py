@@ -24,6 +24,7 @@ import jax.tree_util as jtu
 import numpy as np
 import optimistix as optx
 
+from ._clock import check_clock, flow_time, on_clock, solver_time
 from ._ensemble import Ensemble
 from ._errors import ConfigError, SolverError
 from ._problem import GradientFlowProblem
@@ -73,6 +74,7 @@ class SolveOptions(eqx.Module):
     progress: bool = eqx.field(static=True)
     ensemble: str = eqx.field(static=True, default="vmap")
     group: int = eqx.field(static=True, default=1)
+    clock: str = eqx.field(static=True, default="linear")
 
 
 def _above_level(t, y, args, **kwargs):
@@ -150,7 +152,7 @@ def solve(
     Returns (times, states, F, |∇F|_G at them, statistics, result, carry); the last row is the
     final state (at t1, the event, or the last accepted step).
     """
-    term = diffrax.ODETerm(_velocity)
+    term = diffrax.ODETerm(on_clock(_velocity, options.clock))
     event = options.event
     if options.stop_below is not None:
         # F − level is checked after every accepted step (one forward pass); at a sign change the
@@ -181,7 +183,7 @@ def solve(
             made_jump=None if c is None else c.made_jump,
         )
         # Saves the solve did not reach hold inf; their metrics are discarded by the caller.
-        joint = term.vector_field is _velocities  # lockstep: each saved state is a batch
+        joint = options.ensemble == "lockstep" and ensemble  # each saved state is a batch
         metrics = jax.vmap(problem.metrics) if joint else problem.metrics
         loss, gnorm = jax.vmap(metrics)(sol.ys)
         new_carry = SolveCarry(
@@ -208,7 +210,7 @@ def solve(
         return one(params, carry)
     if options.ensemble == "lockstep":
         times, ys, loss, gnorm, stats, result, new_carry = one(
-            params, carry, term=diffrax.ODETerm(_velocities)
+            params, carry, term=diffrax.ODETerm(on_clock(_velocities, options.clock))
         )
         size = jax.tree_util.tree_leaves(params)[0].shape[0]
         spread = lambda a: jnp.broadcast_to(a, (size,) + jnp.shape(a))
@@ -292,6 +294,7 @@ def make_options(
     progress: bool,
     ensemble: bool,
     strategy="auto",
+    clock: str = "linear",
 ) -> tuple[SolveOptions, dict]:
     """Validate the solve's settings and build its `SolveOptions` and the `info` they imply."""
     real("t0", t0)
@@ -306,8 +309,10 @@ def make_options(
             "≥ 1e-6 with dtype='float32' (float32 cannot meet tighter tolerances)",
         )
     integer("max_steps", max_steps, minimum=1)
+    check_clock(clock, t0)
     solver_name, solver_obj = as_solver(solver)
-    controller_name, controller_obj = as_controller(controller, rtol, atol, t1 - t0, problem.dtype)
+    span = float(np.diff(solver_time([t0, t1], clock))[0])
+    controller_name, controller_obj = as_controller(controller, rtol, atol, span, problem.dtype)
     if event is not None and not isinstance(event, diffrax.Event):
         raise ConfigError("event", event, "a diffrax.Event or None")
     if stop_below is not None:
@@ -322,7 +327,7 @@ def make_options(
     level = None if stop_below is None else jnp.asarray(stop_below, problem.dtype)
     strategy, group = ensemble_strategy(strategy)
     options = SolveOptions(
-        solver_obj, controller_obj, event, level, int(max_steps), progress, strategy, group
+        solver_obj, controller_obj, event, level, int(max_steps), progress, strategy, group, clock
     )
     info = {
         "kind": "flow",
@@ -336,6 +341,8 @@ def make_options(
         "controller": controller_name,
         "stop_below": None if stop_below is None else float(stop_below),
     }
+    if clock != "linear":  # recorded only when not the default (older records lack the key)
+        info["clock"] = clock
     if ensemble:
         info["ensemble"] = strategy if strategy != "map" else f"map (groups of {group})"
     return options, info
@@ -362,6 +369,7 @@ def flow(
     throw: bool = True,
     dtype: str | None = None,
     ensemble="auto",
+    clock: str = "linear",
 ) -> Trajectory:
     """Integrate the gradient flow θ' = −G⁻¹∇F(θ) from `model` on [t0, t1].
 
@@ -398,6 +406,11 @@ def flow(
       its slowest member is done), 'lockstep' (one system: every member takes the steps of the
       hardest one), or 'auto' (default: 'map' on a CPU, 'vmap' on an accelerator; see
       `ENSEMBLE_STRATEGIES` in this module for the measurements behind it).
+    - `clock`: the variable the solver steps in: 'linear' (default, t) or 'log' (s = log(1 + t),
+      t0 ≥ 0: dθ/ds = (1 + t) θ'(t) = −e^s G⁻¹∇F(θ)), for flows whose solution changes on the
+      time scale t itself, e.g. a loss without minimiser (logistic on separable data, |θ| ~ log t):
+      there the steps in s stay of order one and a decade of t costs a fixed number of steps.
+      Tolerances then bound the local error per step in s; save times and the returned times are t.
 
     **Returns:** a `Trajectory`.
 
@@ -423,6 +436,7 @@ def flow(
         progress=bool(progress),
         ensemble=is_ensemble,
         strategy=ensemble,
+        clock=clock,
     )
     ts = default_saves(t0, t1) if saveat is None else check_saves(saveat, t0, t1)
     problem.check_finite_start(params, is_ensemble)
@@ -438,20 +452,21 @@ def run_solve(problem, params, ts, options, info, carry, ensemble, *, throw=True
     the final state at its true time. Raises `SolverError` on failure when `throw`.
     """
     dtype = problem.dtype
-    t0, t1 = float(info["t0"]), float(info["t1"])
+    t0, t1 = solver_time([info["t0"], info["t1"]], options.clock)
     out = solve(
         problem,
         params,
         jnp.asarray(t0, dtype),
         jnp.asarray(t1, dtype),
-        jnp.asarray(ts, dtype),
+        jnp.asarray(solver_time(ts, options.clock), dtype),
         options,
         carry,
         ensemble,
     )
     times, ys, loss, gnorm, (steps, accepted, rejected, counted), result, new_carry = out
     names = result_names(result)
-    times, loss, gnorm = np.asarray(times), np.asarray(loss), np.asarray(gnorm)
+    times = flow_time(np.asarray(times), options.clock)
+    loss, gnorm = np.asarray(loss), np.asarray(gnorm)
     # diffrax writes the saves it reached, then the final state (its `t1` save), then inf: the
     # final state is the last finite time.
     last = np.sum(np.isfinite(times), axis=-1) - 1

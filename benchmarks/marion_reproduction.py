@@ -1,0 +1,278 @@
+"""Reproduce the official Fig. 2 script of Marion, Wu, Sander & Biau (ICLR 2024) with gradflow.
+
+The script is `infinite_training_time.py` of the authors' code (MIT licence; a copy is kept at
+`shared/reference/marion-official/`). It draws, after `set_all_seeds(0)`, in this order and in
+float32: `W_to_repeat = torch.randn(d, M)`, an unused `B = torch.eye(d) + 0.4 * torch.randn(d, d)`,
+`X = torch.randn(n, d)`, `Y = torch.randn(n, d)` (d = 16, M = 64, n = 50), and trains the depth
+N = 64 ResNet x ← x + GELU(x W_k) V_k / N (V_k = 0, W_k = W_to_repeat at the start, no embedding)
+on `((net(X) - Y)**2).mean()` with `torch.optim.SGD(lr=N * 0.005)`, i.e. lr = 0.32.
+
+This script
+
+1. exports those numbers with the script's own seed and draw order (`official_numbers`) and casts
+   them to float64 — the same numbers, run in float64 on both sides;
+2. runs the official loop in PyTorch float64 (`official_loop`, its code kept line for line);
+3. runs `gf.descent(model, data, steps, lr=0.32, loss="mse", geometry="euclidean")` on
+   `gf.models.ResNet.from_weights(V, W, layout="official")` (no 1/√m, 1/√q; exact GELU; A = B = I
+   fixed), and checks the weights after 1,000 steps and the first step with loss < 1e-3;
+4. predicts that step from the flow: `gf.flow(..., geometry="conditional_wasserstein",
+   loss="mse", stop_below=1e-3)` reaches the level at flow time t*, and the SGD step
+   lr = N·η on every layer is the Euler step η of that flow, so t* is
+   `gf.analytic.resnet_gd_steps(t*, lr, N, loss_ratio=1)` = t*·N/lr steps (loss_ratio = 1: the
+   descent and the flow use the same loss, PyTorch's `MSELoss`);
+5. times both to loss < 1e-3 and < 1e-7, one thread each.
+
+Usage: python benchmarks/marion_reproduction.py [--quick] [--out FILE.json]
+(`--quick`: depth 8, lr 0.04, ~100 steps, no timings, for the test; the numbers of the full run are in
+benchmarks/results.md.)
+"""
+
+from __future__ import annotations
+
+import os
+
+# One thread for XLA, before jax is imported (the comparison is one core each).
+os.environ.setdefault(
+    "XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+)
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import random  # noqa: E402
+import time  # noqa: E402
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+
+import gradflow as gf  # noqa: E402
+
+jax.config.update("jax_enable_x64", True)
+
+LR_PER_LAYER = 0.005  # the script's lr = N * 0.005
+CHECK_STEPS = 1000  # weights compared after this many steps
+
+
+def official_numbers(seed: int = 0, M: int = 64, d: int = 16, n: int = 50) -> dict:
+    """The script's W_to_repeat (d, M), X (n, d), Y (n, d), drawn exactly as it draws them
+    (float32), returned as float64 numpy arrays."""
+    import torch
+
+    np.random.seed(seed)  # the script's set_all_seeds(seed)
+    random.seed(seed)
+    torch.manual_seed(seed)
+    W_to_repeat = torch.randn(d, M)
+    _unused_B = torch.eye(d, d) + 0.4 * torch.randn(d, d)  # drawn by the script: keeps the stream
+    X = torch.randn(n, d)
+    Y = torch.randn(n, d)
+    return {k: v.numpy().astype(np.float64) for k, v in dict(W=W_to_repeat, X=X, Y=Y).items()}
+
+
+def official_loop(
+    numbers: dict, N: int, steps: int, targets=(), snapshot: int | None = None, lr=None
+):
+    """The script's training loop in float64 (its ResNet, loss and SGD, line for line).
+
+    Returns (losses before each step, {target: first step index k with loss(θ_k) < target},
+    (V, W) after `snapshot` steps, wall seconds to reach each target)."""
+    import torch
+    import torch.nn as nn
+
+    class ResNet(nn.Module):
+        def __init__(self, V, W, d, N):
+            super().__init__()
+            self.V, self.W, self.d, self.N = V, W, d, N
+            self.sigma = torch.nn.GELU()
+
+        def forward(self, x):
+            for W_i, V_i in zip(self.W, self.V, strict=True):
+                x = x + self.sigma(x.mm(W_i)).mm(V_i) / self.N
+            return x
+
+    def loss(pred, Y):
+        return ((pred - Y) ** 2).mean()
+
+    X = torch.tensor(numbers["X"], dtype=torch.float64)
+    Y = torch.tensor(numbers["Y"], dtype=torch.float64)
+    W0 = torch.tensor(numbers["W"], dtype=torch.float64)
+    M, d = W0.shape[1], W0.shape[0]
+    V = nn.Parameter(torch.zeros(N, M, d, dtype=torch.float64))
+    W = nn.Parameter(W0.repeat(N, 1, 1))
+    net = ResNet(V, W, d, N)
+    optimizer = torch.optim.SGD(net.parameters(), lr=N * LR_PER_LAYER if lr is None else lr)
+    losses, first, wall, snap = [], {}, {}, None
+    start = time.perf_counter()
+    for k in range(steps + 1):
+        if k == snapshot:
+            snap = (V.detach().numpy().copy(), W.detach().numpy().copy())
+        optimizer.zero_grad()
+        output = loss(net(X), Y)  # the loss of θ_k
+        value = output.item()
+        losses.append(value)
+        for target in targets:
+            if target not in first and value < target:
+                first[target], wall[target] = k, time.perf_counter() - start
+        if k == steps or (targets and len(first) == len(targets)):
+            break
+        output.backward()
+        optimizer.step()
+    return np.array(losses), first, snap, wall
+
+
+def gradflow_problem(numbers: dict, N: int):
+    """The script's initial network and data as gradflow objects (official layout: V (N, M, d)
+    zeros, W (N, d, M) = W_to_repeat repeated; `normalise=False` is the layout's default)."""
+    W0 = numbers["W"]
+    V = np.zeros((N, W0.shape[1], W0.shape[0]))
+    W = np.broadcast_to(W0, (N, *W0.shape))
+    model = gf.models.ResNet.from_weights(V, W, layout="official", activation="gelu")
+    return model, gf.Dataset(numbers["X"], numbers["Y"])
+
+
+def gradflow_first_below(model, data, lr: float, target: float, chunk: int, limit: int):
+    """The first k with loss(θ_k) < target for gf.descent, found by descending in chunks (one
+    save each) and then stepping the crossing chunk one save per step."""
+    done, current = 0, model
+    while done < limit:
+        traj = gf.descent(current, data, chunk, lr, loss="mse", save_every=chunk)
+        if float(traj.loss[-1]) < target:
+            fine = gf.descent(current, data, chunk, lr, loss="mse", save_every=1)
+            k = int(np.argmax(np.asarray(fine.loss) < target))
+            return done + k
+        current, done = traj.final, done + chunk
+    return None
+
+
+def timed(fn, repeat: int = 1) -> tuple[float, object]:
+    best, out = np.inf, None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        out = fn()
+        jax.block_until_ready(jax.tree.leaves(out.loss))
+        best = min(best, time.perf_counter() - start)
+    return best, out
+
+
+def reproduce(N: int, lr: float, check_steps: int, targets, limit: int, chunk: int, timing=True):
+    """Steps 1-5 of the module docstring for depth N and step lr; returns the numbers."""
+    numbers = official_numbers()
+    out = {"depth": N, "lr": lr, "check_steps": check_steps, "targets": list(targets)}
+    print(f"Marion et al. Fig. 2 script: N = {N}, lr = {lr:g}, float64 on the script's numbers")
+
+    # 1. weights after `check_steps` steps
+    _, _, (V_off, W_off), _ = official_loop(numbers, N, check_steps, snapshot=check_steps, lr=lr)
+    model, data = gradflow_problem(numbers, N)
+    traj = gf.descent(
+        model, data, check_steps, lr, loss="mse", geometry="euclidean", save_every=check_steps
+    )
+    V_gf, W_gf = traj.final.stacked_weights(layout="official")
+    rel = max(
+        float(np.linalg.norm(np.asarray(V_gf) - V_off) / np.linalg.norm(V_off)),
+        float(np.linalg.norm(np.asarray(W_gf) - W_off) / np.linalg.norm(W_off)),
+    )
+    out["weights_relative_difference"] = rel
+    print(f"  weights after {check_steps} steps: max relative difference {rel:.2e}")
+
+    # 2. first step below each target, official loop (timed) and gf.descent
+    _, first, _, torch_wall = official_loop(numbers, N, limit, targets=targets, lr=lr)
+    first_gf = {
+        t: gradflow_first_below(model, data, lr, t, chunk=chunk, limit=limit) for t in targets
+    }
+    out["first_step_official"] = {str(t): first.get(t) for t in targets}
+    out["first_step_gradflow"] = {str(t): first_gf[t] for t in targets}
+    for t in targets:
+        print(f"  first step with loss < {t:g}: official {first.get(t)}, gf.descent {first_gf[t]}")
+
+    # 3. the flow's prediction: t* where the conditional-Wasserstein flow of MSELoss reaches the
+    # target; the SGD step lr = N·η is the Euler step η of that flow (loss_ratio = 1)
+    predicted = {}
+    flow_wall = {}
+    for t in targets:
+        flow_wall[t], ftraj = timed(
+            lambda t=t: gf.flow(
+                model,
+                data,
+                1e7,
+                geometry="conditional_wasserstein",
+                loss="mse",
+                stop_below=t,
+                rtol=1e-10,
+                atol=1e-12,
+            )
+        )
+        t_star = ftraj.info["stopped_at"]
+        predicted[t] = gf.analytic.resnet_gd_steps(t_star, lr, N, loss_ratio=1.0)
+        off = first.get(t)
+        err = None if off is None else (predicted[t] - off) / off
+        print(
+            f"  flow: loss {t:g} at t* = {t_star:.6g} -> {predicted[t]:.1f} steps predicted "
+            f"(official {off}; relative difference {err:+.2%})"
+        )
+        out.setdefault("flow", {})[str(t)] = {
+            "t_star": t_star,
+            "steps_predicted": predicted[t],
+            "relative_difference": err,
+        }
+
+    # 4. wall time to each target (one thread each; gradflow compiled, compile time apart)
+    out["wall_s"] = {}
+    for t in targets if timing else ():
+        k = first_gf[t]
+        if k is None:
+            continue
+        run = lambda k=k: gf.descent(model, data, k, lr, loss="mse", save_every=k)  # noqa: E731
+        first_call, _ = timed(run)
+        compiled, _ = timed(run, repeat=2)
+        flow_compiled, _ = timed(
+            lambda t=t: gf.flow(
+                model,
+                data,
+                1e7,
+                geometry="conditional_wasserstein",
+                loss="mse",
+                stop_below=t,
+                rtol=1e-10,
+                atol=1e-12,
+            )
+        )
+        row = {
+            "steps": k,
+            "torch_s": torch_wall[t],
+            "gradflow_descent_s": compiled,
+            "gradflow_descent_first_call_s": first_call,
+            "gradflow_flow_s": flow_compiled,
+            "gradflow_flow_first_call_s": flow_wall[t],
+        }
+        out["wall_s"][str(t)] = row
+        print(
+            f"  to loss < {t:g} ({k} steps), one thread: PyTorch loop {torch_wall[t]:.2f} s, "
+            f"gf.descent {compiled:.2f} s (first call incl. compile {first_call:.2f} s), "
+            f"gf.flow {flow_compiled:.2f} s (first call {flow_wall[t]:.2f} s)"
+        )
+    import torch
+
+    out["versions"] = {"torch": torch.__version__, "jax": jax.__version__}
+    return out
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument(
+        "--quick", action="store_true", help="depth 8, ~100 steps, no timings (for the test)"
+    )
+    ap.add_argument("--out", default=None, help="write the numbers as JSON here")
+    args = ap.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(1)
+    if args.quick:  # the script's lr per layer at depth 8; loss 1 is reached near step 80
+        out = reproduce(8, 8 * LR_PER_LAYER, 50, (1.0,), 200, 50, timing=False)
+    else:
+        out = reproduce(64, 64 * LR_PER_LAYER, CHECK_STEPS, (1e-3, 1e-7), 20_000, 100)
+    if args.out:
+        with open(args.out, "w") as fh:
+            json.dump(out, fh, indent=2)
+    return out
+
+
+if __name__ == "__main__":
+    main()
