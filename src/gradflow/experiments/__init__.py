@@ -25,6 +25,7 @@ from ._effective import make_config as make_config
 # Experiment packages (each registers itself on import), after the names they import from here.
 # isort: split
 from . import deep_linear as deep_linear  # noqa: E402,F401
+from . import implicit_bias as implicit_bias  # noqa: E402,F401
 from . import mean_field as mean_field  # noqa: E402,F401
 from . import resnet as resnet  # noqa: E402,F401
 
