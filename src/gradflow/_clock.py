@@ -1,4 +1,4 @@
-"""The clock a flow is integrated in (`gf.flow(..., clock=...)`).
+"""Flow time: the clock a flow is integrated in (`gf.flow(..., clock=...)`) and its save times.
 
 - 'linear': the solver's variable is the flow time t.
 - 'log': the solver's variable is s = log(1 + t). By the chain rule dθ/ds = (dt/ds) θ'(t)
@@ -12,10 +12,12 @@
 
 from __future__ import annotations
 
+import diffrax
 import jax.numpy as jnp
 import jax.tree_util as jtu
 import numpy as np
 
+from ._errors import ConfigError
 from ._validation import check, check_choice
 
 CLOCKS = ("linear", "log")
@@ -52,3 +54,43 @@ def on_clock(field, clock: str):
         return jtu.tree_map(lambda v: rate * v, field(s, y, args))
 
     return rescaled
+
+
+def default_saves(t0: float, t1: float) -> np.ndarray:
+    """t0 and 256 log-spaced times from (t1 − t0)·1e-4 to t1."""
+    return np.concatenate([[t0], t0 + np.geomspace((t1 - t0) * 1e-4, t1 - t0, 256)])
+
+
+def check_saves(saveat, t0: float, t1: float) -> np.ndarray:
+    """The save times as an increasing float array within [t0, t1] (`ConfigError` otherwise)."""
+    if isinstance(saveat, diffrax.SaveAt):
+        subs = saveat.subs
+        ok = (
+            isinstance(subs, diffrax.SubSaveAt)
+            and subs.ts is not None
+            and not subs.steps
+            and subs.fn is diffrax.SubSaveAt(t0=True).fn
+        )
+        check(ok, "saveat", "a SaveAt", "times, or a diffrax.SaveAt(ts=..., t0=..., t1=...)")
+        ts = np.asarray(subs.ts, dtype=float).reshape(-1)
+        extra = ([t0] if subs.t0 else []) + ([t1] if subs.t1 else [])
+        ts = np.unique(np.concatenate([ts, extra]))
+    else:
+        try:
+            ts = np.asarray(saveat, dtype=float).reshape(-1)
+        except (TypeError, ValueError):
+            raise ConfigError("saveat", saveat, "a sequence of times") from None
+    ok = (
+        ts.size >= 1
+        and bool(np.all(np.isfinite(ts)))
+        and bool(np.all(np.diff(ts) > 0))
+        and ts[0] >= t0
+        and ts[-1] <= t1
+    )
+    check(
+        ok,
+        "saveat",
+        f"{ts.size} times in [{ts.min() if ts.size else None}, {ts.max() if ts.size else None}]",
+        f"increasing finite times within [t0, t1] = [{t0}, {t1}]",
+    )
+    return ts

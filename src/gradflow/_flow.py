@@ -24,7 +24,8 @@ import jax.tree_util as jtu
 import numpy as np
 import optimistix as optx
 
-from ._clock import check_clock, flow_time, on_clock, solver_time
+from ._clock import check_clock, default_saves, flow_time, on_clock, solver_time
+from ._clock import check_saves as check_saves  # the save times (used by _pieces too)
 from ._ensemble import Ensemble
 from ._errors import ConfigError, SolverError
 from ._problem import GradientFlowProblem
@@ -237,46 +238,6 @@ def result_names(result) -> np.ndarray:
     for name in RESULT_NAMES:
         names[np.asarray(result == getattr(diffrax.RESULTS, name))] = name
     return names
-
-
-def default_saves(t0: float, t1: float) -> np.ndarray:
-    """t0 and 256 log-spaced times from (t1 − t0)·1e-4 to t1."""
-    return np.concatenate([[t0], t0 + np.geomspace((t1 - t0) * 1e-4, t1 - t0, 256)])
-
-
-def check_saves(saveat, t0: float, t1: float) -> np.ndarray:
-    """The save times as an increasing float array within [t0, t1] (`ConfigError` otherwise)."""
-    if isinstance(saveat, diffrax.SaveAt):
-        subs = saveat.subs
-        ok = (
-            isinstance(subs, diffrax.SubSaveAt)
-            and subs.ts is not None
-            and not subs.steps
-            and subs.fn is diffrax.SubSaveAt(t0=True).fn
-        )
-        check(ok, "saveat", "a SaveAt", "times, or a diffrax.SaveAt(ts=..., t0=..., t1=...)")
-        ts = np.asarray(subs.ts, dtype=float).reshape(-1)
-        extra = ([t0] if subs.t0 else []) + ([t1] if subs.t1 else [])
-        ts = np.unique(np.concatenate([ts, extra]))
-    else:
-        try:
-            ts = np.asarray(saveat, dtype=float).reshape(-1)
-        except (TypeError, ValueError):
-            raise ConfigError("saveat", saveat, "a sequence of times") from None
-    ok = (
-        ts.size >= 1
-        and bool(np.all(np.isfinite(ts)))
-        and bool(np.all(np.diff(ts) > 0))
-        and ts[0] >= t0
-        and ts[-1] <= t1
-    )
-    check(
-        ok,
-        "saveat",
-        f"{ts.size} times in [{ts.min() if ts.size else None}, {ts.max() if ts.size else None}]",
-        f"increasing finite times within [t0, t1] = [{t0}, {t1}]",
-    )
-    return ts
 
 
 def make_options(
