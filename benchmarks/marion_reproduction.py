@@ -144,6 +144,35 @@ def gradflow_first_below(model, data, lr: float, target: float, chunk: int, limi
     return None
 
 
+def gradflow_descent_to(model, data, lr, targets, chunk=1000, fine=20, limit=200_000):
+    """gf.descent run once through every target, in compiled chunks of `chunk` steps saving every
+    `fine` steps; the window of `fine` steps where the loss crosses a target is re-stepped with a
+    save per step to find the first k with loss(θ_k) < target.
+
+    Returns ({target: k}, {target: wall seconds from the start to the end of the chunk where the
+    loss first fell below it, compilation excluded (a warm-up chunk runs first)},
+    {target: steps done by then})."""
+    gf.descent(model, data, chunk, lr, loss="mse", save_every=fine)  # compile
+    gf.descent(model, data, fine, lr, loss="mse", save_every=1)  # compile
+    first, wall, done_at = {}, {}, {}
+    done, current, spent = 0, model, 0.0
+    while done < limit and len(first) < len(targets):
+        start = time.perf_counter()
+        traj = gf.descent(current, data, chunk, lr, loss="mse", save_every=fine)
+        jax.block_until_ready(traj.loss)
+        spent += time.perf_counter() - start
+        loss = np.asarray(traj.loss)
+        for t in targets:
+            if t in first or not np.any(loss < t):
+                continue
+            i = int(np.argmax(loss < t))  # save i (step done + i·fine) is the first below
+            window = gf.descent(traj.at(i - 1), data, fine, lr, loss="mse", save_every=1)
+            j = int(np.argmax(np.asarray(window.loss) < t))
+            first[t], wall[t], done_at[t] = done + (i - 1) * fine + j, spent, done + chunk
+        current, done = traj.final, done + chunk
+    return first, wall, done_at
+
+
 def cw_flow(model, data, level: float):
     """The conditional-Wasserstein flow of MSELoss from `model`, stopped where it reaches
     `level` (one compiled solve for every level: the level is an array)."""
@@ -160,6 +189,81 @@ def timed(fn, repeat: int = 1) -> tuple[float, object]:
         jax.block_until_ready(jax.tree.leaves(out.loss))
         best = min(best, time.perf_counter() - start)
     return best, out
+
+
+def reproduce_full(N: int, lr: float, check_steps: int, targets, max_steps: int) -> dict:
+    """Steps 1-5 of the module docstring at the script's size: the flow first (it predicts how
+    many steps each target needs), then the official loop and gf.descent to the targets."""
+    import torch
+
+    numbers = official_numbers()
+    out = {"depth": N, "lr": lr, "check_steps": check_steps, "targets": list(targets)}
+    print(f"Marion et al. Fig. 2 script: N = {N}, lr = {lr:g}, float64 on the script's numbers")
+    _, _, (V_off, W_off), _ = official_loop(numbers, N, check_steps, snapshot=check_steps, lr=lr)
+    model, data = gradflow_problem(numbers, N)
+    traj = gf.descent(model, data, check_steps, lr, loss="mse", save_every=check_steps)
+    V_gf, W_gf = traj.final.stacked_weights(layout="official")
+    rel = max(
+        float(np.linalg.norm(np.asarray(V_gf) - V_off) / np.linalg.norm(V_off)),
+        float(np.linalg.norm(np.asarray(W_gf) - W_off) / np.linalg.norm(W_off)),
+    )
+    out["weights_relative_difference"] = rel
+    print(f"  weights after {check_steps} steps: max relative difference {rel:.2e}")
+
+    flow = {}
+    for t in targets:  # the first call compiles; the others reuse the solve (the level is data)
+        wall, ftraj = timed(lambda t=t: cw_flow(model, data, t))
+        t_star = ftraj.info["stopped_at"]
+        flow[t] = {
+            "t_star": t_star,
+            "steps_predicted": gf.analytic.resnet_gd_steps(t_star, lr, N, loss_ratio=1.0),
+            "flow_steps": int(np.asarray(ftraj.stats["num_steps"])),
+            "first_call_s": wall,
+        }
+        print(
+            f"  flow to {t:g}: t* = {t_star:.6g}, {flow[t]['flow_steps']} solver steps, "
+            f"{wall:.1f} s -> {flow[t]['steps_predicted']:.1f} GD steps predicted"
+        )
+    flow[targets[0]]["compiled_s"], _ = timed(lambda: cw_flow(model, data, targets[0]))
+    for t in targets[1:]:
+        flow[t]["compiled_s"] = flow[t]["first_call_s"]
+
+    limit = min(max_steps, int(1.02 * max(f["steps_predicted"] for f in flow.values())) + 10)
+    losses, first, _, torch_wall = official_loop(numbers, N, limit, targets=targets, lr=lr)
+    per_step = torch_wall_per_step = None
+    print(f"  official loop ({len(losses) - 1} steps): first below {first}, wall {torch_wall}")
+    first_gf, gf_wall, gf_done = gradflow_descent_to(model, data, lr, targets, limit=limit)
+    print(f"  gf.descent: first below {first_gf}, wall {gf_wall} (to the chunk ends {gf_done})")
+    out.update(first_step_official=first, first_step_gradflow=first_gf, flow=flow)
+    out["wall_s"] = {}
+    for t in targets:
+        off = first.get(t)
+        pred = flow[t]["steps_predicted"]
+        flow[t]["relative_difference"] = None if off is None else (pred - off) / off
+        if off is None:  # beyond the step cap: PyTorch's time extrapolated from its step rate
+            per_step = torch_wall[max(torch_wall)] / first[max(first)] if first else None
+            torch_wall_per_step = per_step
+        row = {
+            "steps": off if off is not None else pred,
+            "torch_s": torch_wall.get(t),
+            "torch_s_extrapolated": None
+            if off is not None or per_step is None
+            else per_step * pred,
+            "gradflow_descent_s": gf_wall.get(t),
+            "gradflow_descent_steps_timed": gf_done.get(t),
+            "gradflow_flow_s": flow[t]["compiled_s"],
+        }
+        out["wall_s"][str(t)] = row
+        print(
+            f"  loss < {t:g}: first step official {off}, gf.descent {first_gf.get(t)}, flow "
+            f"{pred:.1f} ({'n/a' if off is None else f'{(pred - off) / off:+.3%}'}); wall "
+            f"(one thread): PyTorch {row['torch_s'] or row['torch_s_extrapolated']} s"
+            f"{' (extrapolated)' if off is None else ''}, gf.descent {row['gradflow_descent_s']}"
+            f" s, gf.flow {row['gradflow_flow_s']:.2f} s"
+        )
+    out["torch_s_per_step"] = torch_wall_per_step
+    out["versions"] = {"torch": torch.__version__, "jax": jax.__version__}
+    return out
 
 
 def reproduce(
@@ -278,6 +382,9 @@ def main(argv=None) -> dict:
         "--quick", action="store_true", help="depth 8, ~100 steps, no timings (for the test)"
     )
     ap.add_argument("--out", default=None, help="write the numbers as JSON here")
+    ap.add_argument(
+        "--max-steps", type=int, default=200_000, help="cap on the official loop's steps"
+    )
     args = ap.parse_args(argv)
     import torch
 
@@ -285,7 +392,7 @@ def main(argv=None) -> dict:
     if args.quick:  # the script's lr per layer at depth 8; loss 1 is reached near step 80
         out = reproduce(8, 8 * LR_PER_LAYER, 50, (1.0,), 120, 50, timing=False, quick=True)
     else:
-        out = reproduce(64, 64 * LR_PER_LAYER, CHECK_STEPS, (1e-3, 1e-7), 20_000, 100)
+        out = reproduce_full(64, 64 * LR_PER_LAYER, CHECK_STEPS, (1e-3, 1e-7), args.max_steps)
     if args.out:
         with open(args.out, "w") as fh:
             json.dump(out, fh, indent=2)
