@@ -130,20 +130,6 @@ def gradflow_problem(numbers: dict, N: int):
     return model, gf.Dataset(numbers["X"], numbers["Y"])
 
 
-def gradflow_first_below(model, data, lr: float, target: float, chunk: int, limit: int):
-    """The first k with loss(θ_k) < target for gf.descent, found by descending in chunks (one
-    save each) and then stepping the crossing chunk one save per step."""
-    done, current = 0, model
-    while done < limit:
-        traj = gf.descent(current, data, chunk, lr, loss="mse", save_every=chunk)
-        if float(traj.loss[-1]) < target:
-            fine = gf.descent(current, data, chunk, lr, loss="mse", save_every=1)
-            k = int(np.argmax(np.asarray(fine.loss) < target))
-            return done + k
-        current, done = traj.final, done + chunk
-    return None
-
-
 def gradflow_descent_to(model, data, lr, targets, chunk=1000, fine=20, limit=200_000):
     """gf.descent run once through every target, in compiled chunks of `chunk` steps saving every
     `fine` steps; the window of `fine` steps where the loss crosses a target is re-stepped with a
@@ -274,113 +260,52 @@ def reproduce_full(N: int, lr: float, check_steps: int, targets, max_steps: int)
     return out
 
 
-def reproduce(
-    N: int, lr: float, check_steps: int, targets, limit: int, chunk: int, timing=True, quick=False
-):
-    """Steps 1-5 of the module docstring for depth N and step lr; returns the numbers.
-
-    `quick` (the test's reduced form, fewer compilations): one descent saving every step up to
-    `limit` instead of chunks, and the flow's crossing interpolated between 401 saves on [0, 2]
-    (`gf.fits.crossing_time`) instead of located by `stop_below`."""
+def reproduce_quick(N: int, lr: float, check_steps: int, target: float, steps: int) -> dict:
+    """The reduced form the test runs (no timings, few compilations): one gf.descent saving every
+    step, and the flow's crossing interpolated between 401 saves on [0, 2] (`gf.fits.crossing_time`)
+    instead of located by `stop_below`."""
     numbers = official_numbers()
-    out = {"depth": N, "lr": lr, "check_steps": check_steps, "targets": list(targets)}
+    out = {"depth": N, "lr": lr, "check_steps": check_steps, "targets": [target]}
     print(f"Marion et al. Fig. 2 script: N = {N}, lr = {lr:g}, float64 on the script's numbers")
-
-    # 1. weights after `check_steps` steps
     _, _, (V_off, W_off), _ = official_loop(numbers, N, check_steps, snapshot=check_steps, lr=lr)
     model, data = gradflow_problem(numbers, N)
-    if quick:
-        dense = gf.descent(model, data, limit, lr, loss="mse", geometry="euclidean", save_every=1)
-        V_gf, W_gf = dense.at(check_steps).stacked_weights(layout="official")
-    else:
-        traj = gf.descent(
-            model, data, check_steps, lr, loss="mse", geometry="euclidean", save_every=check_steps
-        )
-        V_gf, W_gf = traj.final.stacked_weights(layout="official")
+    dense = gf.descent(model, data, steps, lr, loss="mse", geometry="euclidean", save_every=1)
+    V_gf, W_gf = dense.at(check_steps).stacked_weights(layout="official")
     rel = max(
         float(np.linalg.norm(np.asarray(V_gf) - V_off) / np.linalg.norm(V_off)),
         float(np.linalg.norm(np.asarray(W_gf) - W_off) / np.linalg.norm(W_off)),
     )
     out["weights_relative_difference"] = rel
     print(f"  weights after {check_steps} steps: max relative difference {rel:.2e}")
-
-    # 2. first step below each target, official loop (timed) and gf.descent
-    _, first, _, torch_wall = official_loop(numbers, N, limit, targets=targets, lr=lr)
-    print(f"  official loop: first steps below {dict(first)} ({max(torch_wall.values()):.1f} s)")
-    if quick:
-        below = lambda t: np.asarray(dense.loss) < t  # noqa: E731
-        first_gf = {t: int(np.argmax(below(t))) if below(t).any() else None for t in targets}
-    else:
-        first_gf = {
-            t: gradflow_first_below(model, data, lr, t, chunk=chunk, limit=limit) for t in targets
-        }
-    out["first_step_official"] = {str(t): first.get(t) for t in targets}
-    out["first_step_gradflow"] = {str(t): first_gf[t] for t in targets}
-    for t in targets:
-        print(f"  first step with loss < {t:g}: official {first.get(t)}, gf.descent {first_gf[t]}")
-
-    # 3. the flow's prediction: t* where the conditional-Wasserstein flow of MSELoss reaches the
-    # target; the SGD step lr = N·η is the Euler step η of that flow (loss_ratio = 1)
-    predicted = {}
-    flow_wall = {}
-    for t in targets:
-        if quick:
-            ftraj = gf.flow(
-                model,
-                data,
-                2.0,
-                geometry="conditional_wasserstein",
-                loss="mse",
-                saveat=np.linspace(0.0, 2.0, 401),
-                rtol=1e-10,
-                atol=1e-12,
-            )
-            t_star = gf.fits.crossing_time(
-                ftraj.ts, ftraj.loss, t, direction="down", interpolation="log"
-            )
-        else:  # the first target's call compiles the solve; the others reuse it
-            flow_wall[t], ftraj = timed(lambda t=t: cw_flow(model, data, t))
-            t_star = ftraj.info["stopped_at"]
-        predicted[t] = gf.analytic.resnet_gd_steps(t_star, lr, N, loss_ratio=1.0)
-        off = first.get(t)
-        err = None if off is None else (predicted[t] - off) / off
-        print(
-            f"  flow: loss {t:g} at t* = {t_star:.6g} -> {predicted[t]:.1f} steps predicted "
-            f"(official {off}; relative difference {err:+.2%})"
-        )
-        out.setdefault("flow", {})[str(t)] = {
-            "t_star": t_star,
-            "steps_predicted": predicted[t],
-            "relative_difference": err,
-        }
-
-    # 4. wall time to each target (one thread each; gradflow compiled, compile time apart)
-    out["wall_s"] = {}
-    for t in targets if timing else ():
-        k = first_gf[t]
-        if k is None:
-            continue
-        run = lambda k=k: gf.descent(model, data, k, lr, loss="mse", save_every=k)  # noqa: E731
-        first_call, _ = timed(run)
-        compiled, _ = timed(run)
-        flow_compiled, _ = timed(lambda t=t: cw_flow(model, data, t))
-        row = {
-            "steps": k,
-            "torch_s": torch_wall[t],
-            "gradflow_descent_s": compiled,
-            "gradflow_descent_first_call_s": first_call,
-            "gradflow_flow_s": flow_compiled,
-            "gradflow_flow_first_call_s": flow_wall[t],
-        }
-        out["wall_s"][str(t)] = row
-        print(
-            f"  to loss < {t:g} ({k} steps), one thread: PyTorch loop {torch_wall[t]:.2f} s, "
-            f"gf.descent {compiled:.2f} s (first call incl. compile {first_call:.2f} s), "
-            f"gf.flow {flow_compiled:.2f} s (first call {flow_wall[t]:.2f} s)"
-        )
-    import torch
-
-    out["versions"] = {"torch": torch.__version__, "jax": jax.__version__}
+    _, first, _, _ = official_loop(numbers, N, steps, targets=(target,), lr=lr)
+    below = np.asarray(dense.loss) < target
+    ours = int(np.argmax(below)) if below.any() else None
+    out["first_step_official"] = {str(target): first.get(target)}
+    out["first_step_gradflow"] = {str(target): ours}
+    print(f"  first step with loss < {target:g}: official {first.get(target)}, gf.descent {ours}")
+    ftraj = gf.flow(
+        model,
+        data,
+        2.0,
+        geometry="conditional_wasserstein",
+        loss="mse",
+        saveat=np.linspace(0.0, 2.0, 401),
+        rtol=1e-10,
+        atol=1e-12,
+    )
+    t_star = gf.fits.crossing_time(
+        ftraj.ts, ftraj.loss, target, direction="down", interpolation="log"
+    )
+    predicted = gf.analytic.resnet_gd_steps(t_star, lr, N, loss_ratio=1.0)
+    off = first.get(target)
+    err = None if off is None else (predicted - off) / off
+    out["flow"] = {
+        str(target): {"t_star": t_star, "steps_predicted": predicted, "relative_difference": err}
+    }
+    print(
+        f"  flow: loss {target:g} at t* = {t_star:.6g} -> {predicted:.1f} steps predicted "
+        f"(official {off}; relative difference {'n/a' if err is None else f'{err:+.2%}'})"
+    )
     return out
 
 
@@ -398,7 +323,7 @@ def main(argv=None) -> dict:
 
     torch.set_num_threads(1)
     if args.quick:  # the script's lr per layer at depth 8; loss 1 is reached near step 80
-        out = reproduce(8, 8 * LR_PER_LAYER, 50, (1.0,), 120, 50, timing=False, quick=True)
+        out = reproduce_quick(8, 8 * LR_PER_LAYER, 50, 1.0, 120)
     else:
         out = reproduce_full(64, 64 * LR_PER_LAYER, CHECK_STEPS, (1e-3, 1e-7), args.max_steps)
     if args.out:
