@@ -47,6 +47,7 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/deep_linear.py
 	$(BIN)/python benchmarks/resnet.py
 	$(BIN)/python benchmarks/mean_field.py
+	$(BIN)/python benchmarks/marion_reproduction.py
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check src tests benchmarks scripts

@@ -281,6 +281,12 @@ def test_resnet_time_conversion():
         an.resnet_flow_time(-1, 0.1, 4)
     with pytest.raises(gf.ConfigError):
         an.resnet_gd_steps(1.0, 0.0, 4)
+    # the official script: SGD lr = L·η on MSELoss, flowed with loss="mse" (loss_ratio 1):
+    # step k is t = k·lr/L; against half_mse on d' = 16 outputs, MSELoss = (2/16)·F
+    assert an.resnet_gd_steps(5.0, 0.32, 64, loss_ratio=1.0) == pytest.approx(1000.0, rel=1e-14)
+    assert an.resnet_flow_time(1000, 0.32, 64, loss_ratio=2 / 16) == pytest.approx(0.625)
+    with pytest.raises(gf.ConfigError, match="loss_ratio"):
+        an.resnet_gd_steps(1.0, 0.32, 4, loss_ratio=0.0)
 
 
 def test_paper_gradient_descent_reaches_the_converted_flow_time():

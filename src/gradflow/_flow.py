@@ -21,6 +21,8 @@ import jax.numpy as jnp
 import jax.tree_util as jtu
 import numpy as np
 
+from ._clock import check_clock, default_saves, flow_time, solver_time
+from ._clock import check_saves as check_saves  # the save times (used by _pieces too)
 from ._ensemble import Ensemble
 from ._errors import ConfigError, SolverError
 from ._problem import GradientFlowProblem
@@ -45,46 +47,6 @@ from ._trajectory import Trajectory
 from ._validation import check, integer, positive, real
 
 
-def default_saves(t0: float, t1: float) -> np.ndarray:
-    """t0 and 256 log-spaced times from (t1 − t0)·1e-4 to t1."""
-    return np.concatenate([[t0], t0 + np.geomspace((t1 - t0) * 1e-4, t1 - t0, 256)])
-
-
-def check_saves(saveat, t0: float, t1: float) -> np.ndarray:
-    """The save times as an increasing float array within [t0, t1] (`ConfigError` otherwise)."""
-    if isinstance(saveat, diffrax.SaveAt):
-        subs = saveat.subs
-        ok = (
-            isinstance(subs, diffrax.SubSaveAt)
-            and subs.ts is not None
-            and not subs.steps
-            and subs.fn is diffrax.SubSaveAt(t0=True).fn
-        )
-        check(ok, "saveat", "a SaveAt", "times, or a diffrax.SaveAt(ts=..., t0=..., t1=...)")
-        ts = np.asarray(subs.ts, dtype=float).reshape(-1)
-        extra = ([t0] if subs.t0 else []) + ([t1] if subs.t1 else [])
-        ts = np.unique(np.concatenate([ts, extra]))
-    else:
-        try:
-            ts = np.asarray(saveat, dtype=float).reshape(-1)
-        except (TypeError, ValueError):
-            raise ConfigError("saveat", saveat, "a sequence of times") from None
-    ok = (
-        ts.size >= 1
-        and bool(np.all(np.isfinite(ts)))
-        and bool(np.all(np.diff(ts) > 0))
-        and ts[0] >= t0
-        and ts[-1] <= t1
-    )
-    check(
-        ok,
-        "saveat",
-        f"{ts.size} times in [{ts.min() if ts.size else None}, {ts.max() if ts.size else None}]",
-        f"increasing finite times within [t0, t1] = [{t0}, {t1}]",
-    )
-    return ts
-
-
 def make_options(
     problem: GradientFlowProblem,
     *,
@@ -100,6 +62,7 @@ def make_options(
     progress: bool,
     ensemble: bool,
     strategy="auto",
+    clock: str = "linear",
 ) -> tuple[SolveOptions, dict]:
     """Validate the solve's settings and build its `SolveOptions` and the `info` they imply."""
     real("t0", t0)
@@ -114,8 +77,10 @@ def make_options(
             "≥ 1e-6 with dtype='float32' (float32 cannot meet tighter tolerances)",
         )
     integer("max_steps", max_steps, minimum=1)
+    check_clock(clock, t0)
     solver_name, solver_obj = as_solver(solver)
-    controller_name, controller_obj = as_controller(controller, rtol, atol, t1 - t0, problem.dtype)
+    span = float(np.diff(solver_time([t0, t1], clock))[0])
+    controller_name, controller_obj = as_controller(controller, rtol, atol, span, problem.dtype)
     if event is not None and not isinstance(event, diffrax.Event):
         raise ConfigError("event", event, "a diffrax.Event or None")
     if stop_below is not None:
@@ -130,7 +95,7 @@ def make_options(
     level = None if stop_below is None else jnp.asarray(stop_below, problem.dtype)
     strategy, group = ensemble_strategy(strategy)
     options = SolveOptions(
-        solver_obj, controller_obj, event, level, int(max_steps), progress, strategy, group
+        solver_obj, controller_obj, event, level, int(max_steps), progress, strategy, group, clock
     )
     info = {
         "kind": "flow",
@@ -144,6 +109,8 @@ def make_options(
         "controller": controller_name,
         "stop_below": None if stop_below is None else float(stop_below),
     }
+    if clock != "linear":  # recorded only when not the default (older records lack the key)
+        info["clock"] = clock
     if ensemble:
         info["ensemble"] = strategy if strategy != "map" else f"map (groups of {group})"
     return options, info
@@ -170,6 +137,7 @@ def flow(
     throw: bool = True,
     dtype: str | None = None,
     ensemble="auto",
+    clock: str = "linear",
 ) -> Trajectory:
     """Integrate the gradient flow θ' = −G⁻¹∇F(θ) from `model` on [t0, t1].
 
@@ -206,6 +174,11 @@ def flow(
       its slowest member is done), 'lockstep' (one system: every member takes the steps of the
       hardest one), or 'auto' (default: 'map' on a CPU, 'vmap' on an accelerator; see
       `ENSEMBLE_STRATEGIES` in this module for the measurements behind it).
+    - `clock`: the variable the solver steps in: 'linear' (default, t) or 'log' (s = log(1 + t),
+      t0 ≥ 0: dθ/ds = (1 + t) θ'(t) = −e^s G⁻¹∇F(θ)), for flows whose solution changes on the
+      time scale t itself, e.g. a loss without minimiser (logistic on separable data, |θ| ~ log t):
+      there the steps in s stay of order one and a decade of t costs a fixed number of steps.
+      Tolerances then bound the local error per step in s; save times and the returned times are t.
 
     **Returns:** a `Trajectory`.
 
@@ -231,6 +204,7 @@ def flow(
         progress=bool(progress),
         ensemble=is_ensemble,
         strategy=ensemble,
+        clock=clock,
     )
     ts = default_saves(t0, t1) if saveat is None else check_saves(saveat, t0, t1)
     problem.check_finite_start(params, is_ensemble)
@@ -246,20 +220,21 @@ def run_solve(problem, params, ts, options, info, carry, ensemble, *, throw=True
     the final state at its true time. Raises `SolverError` on failure when `throw`.
     """
     dtype = problem.dtype
-    t0, t1 = float(info["t0"]), float(info["t1"])
+    t0, t1 = solver_time([info["t0"], info["t1"]], options.clock)
     out = solve(
         problem,
         params,
         jnp.asarray(t0, dtype),
         jnp.asarray(t1, dtype),
-        jnp.asarray(ts, dtype),
+        jnp.asarray(solver_time(ts, options.clock), dtype),
         options,
         carry,
         ensemble,
     )
     times, ys, loss, gnorm, (steps, accepted, rejected, counted), result, new_carry = out
     names = result_names(result)
-    times, loss, gnorm = np.asarray(times), np.asarray(loss), np.asarray(gnorm)
+    times = flow_time(np.asarray(times), options.clock)
+    loss, gnorm = np.asarray(loss), np.asarray(gnorm)
     # diffrax writes the saves it reached, then the final state (its `t1` save), then inf: the
     # final state is the last finite time.
     last = np.sum(np.isfinite(times), axis=-1) - 1

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import optimistix as optx
 
+from ._clock import on_clock
 from ._problem import GradientFlowProblem
 from ._solvers import AbstractCountingSolver, proposed_step
 from ._validation import check_choice, integer
@@ -54,6 +55,7 @@ class SolveOptions(eqx.Module):
     progress: bool = eqx.field(static=True)
     ensemble: str = eqx.field(static=True, default="vmap")
     group: int = eqx.field(static=True, default=1)
+    clock: str = eqx.field(static=True, default="linear")
 
 
 def _above_level(t, y, args, **kwargs):
@@ -131,7 +133,7 @@ def solve(
     Returns (times, states, F, |∇F|_G at them, statistics, result, carry); the last row is the
     final state (at t1, the event, or the last accepted step).
     """
-    term = diffrax.ODETerm(_velocity)
+    term = diffrax.ODETerm(on_clock(_velocity, options.clock))
     event = options.event
     if options.stop_below is not None:
         # F − level is checked after every accepted step (one forward pass); at a sign change the
@@ -162,7 +164,7 @@ def solve(
             made_jump=None if c is None else c.made_jump,
         )
         # Saves the solve did not reach hold inf; their metrics are discarded by the caller.
-        joint = term.vector_field is _velocities  # lockstep: each saved state is a batch
+        joint = options.ensemble == "lockstep" and ensemble  # each saved state is a batch
         metrics = jax.vmap(problem.metrics) if joint else problem.metrics
         loss, gnorm = jax.vmap(metrics)(sol.ys)
         new_carry = SolveCarry(
@@ -189,7 +191,7 @@ def solve(
         return one(params, carry)
     if options.ensemble == "lockstep":
         times, ys, loss, gnorm, stats, result, new_carry = one(
-            params, carry, term=diffrax.ODETerm(_velocities)
+            params, carry, term=diffrax.ODETerm(on_clock(_velocities, options.clock))
         )
         size = jax.tree_util.tree_leaves(params)[0].shape[0]
         spread = lambda a: jnp.broadcast_to(a, (size,) + jnp.shape(a))

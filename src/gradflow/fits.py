@@ -7,7 +7,8 @@ stderr(b) = (Σ r_i² / (n − 2) / Σ(x_i − x̄)²)^{1/2} (r_i the residuals;
 the coefficient of determination r² = 1 − Σ r_i²/Σ(y_i − ȳ)². `loglog_slope` is the same line
 through (log x_i, log y_i): the exponent p of a power law y ≈ e^a x^p (a depth or width scaling,
 a convergence order). `exponential_fit` is the line through (t_i, log v_i): v ≈ e^a e^{−r t} with
-rate r = −b (a risk's exponential decay after a transient).
+rate r = −b (a risk's exponential decay after a transient). `inverse_log_fit` fits
+v ≈ a/(log t + b) (a direction converging like 1/log t) by the line 1/v = (log t)/a + b/a.
 
 **Crossings.** For samples v_i = v(t_i), the series crosses a level ℓ upwards between two
 consecutive samples when v_{i−1} < ℓ ≤ v_i (downwards: v_{i−1} > ℓ ≥ v_i). The crossing time is
@@ -43,6 +44,8 @@ __all__ = [
     "loglog_summary",
     "exponential_fit",
     "exponential_rate",
+    "InverseLog",
+    "inverse_log_fit",
     "crossing_times",
     "crossing_time",
     "first_below",
@@ -192,6 +195,44 @@ def exponential_rate(ts, values, t_from: float | None = None, floor: float = 1e-
 
 INTERPOLATIONS = ("linear", "log", "logit")
 DIRECTIONS = ("up", "down")
+
+
+@dataclasses.dataclass(frozen=True)
+class InverseLog(Record):
+    """A fit v ≈ a/(log t + b) (`inverse_log_fit`).
+
+    - `a`, `b`: the law's constants (natural logarithm).
+    - `max_relative_residual`: max_i |v_i − a/(log t_i + b)|/v_i over the points used.
+    - `n`: the number of points used. `r2`: of the line 1/v against log t.
+    """
+
+    a: float
+    b: float
+    max_relative_residual: float
+    n: int
+    r2: float
+
+
+def inverse_log_fit(ts, values) -> InverseLog:
+    """v ≈ a/(log t + b): the least-squares line 1/v = (log t)/a + b/a through (log t_i, 1/v_i),
+    so a = 1/slope and b = intercept/slope (exact for data on such a law). NaN pairs are left out.
+
+    **Raises:** `ConfigError` unless the remaining ts and values are ≥ 2 positive finite numbers
+    of equal length with two distinct ts, and 1/v increases with log t (slope > 0).
+    """
+    t, v = _drop_missing(*_pair("ts", ts, "values", values))
+    ok = bool(np.all(np.isfinite(t) & (t > 0)) and np.all(np.isfinite(v) & (v > 0)))
+    check(ok, "ts, values", (t.tolist(), v.tolist()), "positive finite numbers (NaN: left out)")
+    line = _line(np.log(t), 1.0 / v, "ts")
+    check(
+        line.slope > 0,
+        "values",
+        f"1/v decreasing in log t (slope {line.slope:.3g})",
+        "values decaying like a/(log t + b), a > 0",
+    )
+    a, b = 1.0 / line.slope, line.intercept / line.slope
+    residual = float(np.max(np.abs(v - a / (np.log(t) + b)) / v))
+    return InverseLog(float(a), float(b), residual, line.n, line.r2)
 
 
 def _series(ts, values, level, direction, interpolation, upper):

@@ -266,3 +266,23 @@ def test_bad_arguments_raise_one_line_config_errors(make_bad, field):
         make_bad()
     assert err.value.field == field
     assert "\n" not in str(err.value)
+
+
+def _linear_score(params, x):
+    return jnp.reshape(params["w"] @ x, (1,))
+
+
+def test_pl_ratio_of_a_wrapped_least_squares_flow_is_exactly_two_and_logistic_is_refused():
+    # whitened inputs (XᵀX/n = I) and realisable targets y = X w*: F − F* = ½|w − w*|² and
+    # |∇F|² = |w − w*|², so the PL ratio is exactly 2 all along the flow
+    q, _ = np.linalg.qr(np.random.default_rng(0).normal(size=(3, 3)))
+    x = np.sqrt(3.0) * q
+    y = x @ np.array([1.0, -2.0, 0.5])
+    model = gf.models.Wrapped(_linear_score, params={"w": jnp.zeros(3)}, in_dim=3, out_dim=1)
+    traj = gf.flow(model, gf.Dataset(x, y[:, None]), 5.0, saveat=np.linspace(0, 5, 11))
+    pl = gf.diagnostics.pl_ratio(traj)
+    np.testing.assert_allclose(pl.ratio[pl.valid], 2.0, rtol=1e-6)
+    labels = gf.Dataset(x, np.sign(y)[:, None])
+    logistic = gf.flow(model, labels, 5.0, loss="logistic", saveat=np.linspace(0, 5, 11))
+    with pytest.raises(gf.ConfigError, match="attains its minimum"):
+        gf.diagnostics.pl_ratio(logistic)

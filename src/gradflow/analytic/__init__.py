@@ -11,6 +11,8 @@ predictions experiments compare with.
 - ResNets of Marion et al. (docs/resnets.md): the ReLU counter-example's fixed point
   (`relu_fixed_point`, `relu_successive_difference`) and the paper's GD steps against gradflow's
   flow time (`resnet_flow_time`, `resnet_gd_steps`).
+- Implicit bias (docs/implicit-bias.md): the max-margin separator of labelled data with its KKT
+  certificate (`max_margin`), the direction logistic regression's flow converges to.
 """
 
 from ._balanced import AlignedPrediction as AlignedPrediction
@@ -27,6 +29,8 @@ from ._inits import LinearInit as LinearInit
 from ._inits import aligned_init as aligned_init
 from ._inits import decoupled_init as decoupled_init
 from ._inits import delta_balanced_init as delta_balanced_init
+from ._margin import MaxMargin as MaxMargin
+from ._margin import max_margin as max_margin
 from ._resnet import relu_fixed_point as relu_fixed_point
 from ._resnet import relu_successive_difference as relu_successive_difference
 from ._resnet import resnet_flow_time as resnet_flow_time

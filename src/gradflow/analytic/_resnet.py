@@ -52,20 +52,29 @@ def relu_successive_difference(half_depth: int, C: float) -> float:
     return relu_fixed_point(half_depth, C) + 1.0 / (2 * positive_int("half_depth", half_depth))
 
 
-def resnet_flow_time(steps, lr: float, depth: int):
-    """t = 2·N·lr/L: the gradflow time reached by N = `steps` steps of the paper's gradient
-    descent with step `lr` on its risk ℓ = 2F, for a ResNet of depth L (module docstring).
-    `steps` may be an array."""
+def resnet_flow_time(steps, lr: float, depth: int, *, loss_ratio: float = 2.0):
+    """t = c·N·lr/L: the gradflow time reached by N = `steps` steps of gradient descent with step
+    `lr` on a loss ℓ = c·F, for a ResNet of depth L flowed in the conditional-Wasserstein geometry
+    (module docstring). `steps` may be an array.
+
+    `loss_ratio` c = (the descent's loss)/(the flow's F): 2 (default) for the paper's
+    ℓ = (1/n)Σ|f − y|² against gradflow's default 'half_mse'; 1 when both use the same loss (e.g.
+    the official script's `MSELoss` flowed with `loss="mse"`); 2/d_out for `MSELoss` against
+    'half_mse'."""
     lr, depth = positive("lr", lr), positive_int("depth", depth)
+    c = positive("loss_ratio", loss_ratio)
     steps = np.asarray(steps, dtype=float)
     check(bool(np.all(steps >= 0)), "steps", steps.tolist(), "non-negative step counts")
-    return 2.0 * steps * lr / depth if steps.ndim else float(2.0 * steps * lr / depth)
+    return c * steps * lr / depth if steps.ndim else float(c * steps * lr / depth)
 
 
-def resnet_gd_steps(t, lr: float, depth: int):
-    """N = t·L/(2·lr): the number of the paper's gradient-descent steps (step `lr` on ℓ = 2F)
-    that gradflow time `t` corresponds to for a ResNet of depth L (not rounded)."""
+def resnet_gd_steps(t, lr: float, depth: int, *, loss_ratio: float = 2.0):
+    """N = t·L/(c·lr): the number of gradient-descent steps (step `lr` on a loss ℓ = c·F, c =
+    `loss_ratio` as in `resnet_flow_time`: 2 for the paper's ℓ against 'half_mse') that gradflow
+    time `t` of the conditional-Wasserstein flow of F corresponds to for a ResNet of depth L (not
+    rounded)."""
     lr, depth = positive("lr", lr), positive_int("depth", depth)
+    c = positive("loss_ratio", loss_ratio)
     t = np.asarray(t, dtype=float)
     check(bool(np.all(t >= 0)), "t", t.tolist(), "non-negative times")
-    return t * depth / (2.0 * lr) if t.ndim else float(t * depth / (2.0 * lr))
+    return t * depth / (c * lr) if t.ndim else float(t * depth / (c * lr))

@@ -26,6 +26,7 @@ from ._effective import make_config as make_config
 # isort: split
 from . import conditional_ot as conditional_ot  # noqa: E402,F401
 from . import deep_linear as deep_linear  # noqa: E402,F401
+from . import implicit_bias as implicit_bias  # noqa: E402,F401
 from . import lojasiewicz as lojasiewicz  # noqa: E402,F401
 from . import mean_field_limit as mean_field_limit  # noqa: E402,F401
 from . import resnet_depth as resnet_depth  # noqa: E402,F401
