@@ -16,7 +16,7 @@ from collections.abc import Callable
 import numpy as np
 
 import gradflow as gf
-from gradflow.experiments import param
+from gradflow.experiments import checks, param
 
 GEOMETRY = "conditional_wasserstein"
 UNITS = (
@@ -59,6 +59,13 @@ def data_param():
         None,
         "an .npz file of arrays x (n, d_in) and y (n, d_out) used instead of the generated data",
         file=True,
+    )
+
+
+def loss_param():
+    """The `loss` field: the risk of the network's outputs against y (a name of `gf.losses`)."""
+    return param(
+        "half_mse", "the risk F of the outputs against y (gf.losses)", choices=checks.loss_names
     )
 
 
@@ -174,7 +181,8 @@ def flow_to_level(model, data, config, context, label: str, checkpoint=None, **k
     `config.piece` saves per piece (progress under `label`, bounded memory), stopping where the
     risk ℓ = 2F crosses `config.target_risk` (the crossing root-found on the dense output: the
     last saved point is the state there). `checkpoint`: a checkpoint name in `context` (the flow
-    then resumes after an interruption). `kwargs` go to `gf.flow_in_pieces`."""
+    then resumes after an interruption). The objective is `config.loss` on `data`. `kwargs` go to
+    `gf.flow_in_pieces`."""
     ts = log_save_times(config.t_first, config.t_max, config.saves)
     folder = context.checkpoint(checkpoint) if checkpoint is not None else None
     with context.task(label, total=config.saves // config.piece) as advance:
@@ -190,6 +198,7 @@ def flow_to_level(model, data, config, context, label: str, checkpoint=None, **k
             solver=config.solver,
             rtol=config.rtol,
             atol=config.atol,
+            loss=config.loss,
             **kwargs,
         )
 
