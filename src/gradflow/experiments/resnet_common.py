@@ -83,9 +83,14 @@ def user_data(config, *, in_dim=None, out_dim=None, max_dim=None, default=None):
     default): x (n, d_in), y (n, d_out),
     finite, with the dimensions the experiment needs (`in_dim`, `out_dim` exactly; both at most
     `max_dim`, the state dimension q into which A = [I; 0] embeds x and from which B reads y).
-    Every refusal is one `ConfigError` naming `data`."""
+    Every refusal is one `ConfigError` naming `data`, but for targets `config.loss` cannot read
+    (`checks.loss_data`: naming `loss`; a file's when validated, generated ones when the run
+    starts)."""
     if config.data is None:
-        return default() if default is not None else None
+        data = default() if default is not None else None
+        if data is not None:
+            checks.loss_data(config.loss, data)
+        return data
     data = gf.data.load_npz(config.data, field="data", in_dim=in_dim, out_dim=out_dim)
     if max_dim is not None and max(data.in_dim, data.out_dim) > max_dim:
         raise gf.ConfigError(
@@ -93,6 +98,7 @@ def user_data(config, *, in_dim=None, out_dim=None, max_dim=None, default=None):
             f"x {tuple(data.x.shape)}, y {tuple(data.y.shape)} in {config.data}",
             f"x and y with at most dim = {max_dim} columns (the state dimension)",
         )
+    checks.loss_data(config.loss, data)
     return data
 
 

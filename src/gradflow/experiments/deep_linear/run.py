@@ -108,9 +108,7 @@ def descent(c: DeepLinearConfig, model, data, t1: float, context):
             "gd_lr", c.gd_lr, f"a step giving at most {50 * c.max_steps} steps over t1 = {t1:.3g}"
         )
     with context.task(f"gradient descent ({steps} steps)", total=1) as advance:
-        gd = gf.descent(
-            model, data, steps, c.gd_lr, save_every=max(1, steps // 2000), loss=c.loss
-        )
+        gd = gf.descent(model, data, steps, c.gd_lr, save_every=max(1, steps // 2000), loss=c.loss)
         advance()
     return gd
 

@@ -69,6 +69,7 @@ def _flow(config, context, models, data, ts, label, checkpoint=None, on_piece=No
             geometry=common.GEOMETRY,
             rtol=config.rtol,
             atol=config.atol,
+            loss=config.loss,
         )
 
 
@@ -232,6 +233,7 @@ NOTES = (
 def _summary(config, frame, slopes, depths, fit, ts, distances) -> dict:
     ref_depth = config.reference_factor * depths[-1]
     return {
+        "loss": config.loss,
         "geometry": common.GEOMETRY,
         "risk": "F = (1/2n) Σ|f − y|² = ℓ/2 (ℓ the paper's risk)",
         "horizon_t": config.horizon,

@@ -43,6 +43,7 @@ def _summary(config, traj, data, wall) -> dict:
     smooth = dg.depth_smoothness(traj)
     gd_steps = lambda time_: gf.analytic.resnet_gd_steps(time_, config.paper_lr, config.depth)
     return {
+        "loss": config.loss,
         "geometry": common.GEOMETRY,
         "risk": "ℓ = (1/n)Σ|f − y|² = 2F (the paper's)",
         "target_risk": config.target_risk,

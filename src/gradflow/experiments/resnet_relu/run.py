@@ -67,6 +67,7 @@ def _flows(config, context):
                     rtol=config.rtol,
                     atol=config.atol,
                     saveat=np.linspace(0, config.horizon, 41),
+                    loss=config.loss,
                 )
                 rows.append(_row(config, traj, activation, half))
                 finals[(activation, half)] = np.asarray(traj.final.W).reshape(-1)
@@ -76,6 +77,7 @@ def _flows(config, context):
 
 def _summary(config, frame) -> dict:
     summary = {
+        "loss": config.loss,
         "geometry": common.GEOMETRY,
         "C": config.C,
         "x": config.x,
