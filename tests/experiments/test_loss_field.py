@@ -23,17 +23,17 @@ def test_refused_loss_is_one_line_naming_loss(name, loss):
 
 
 def test_mse_is_named_and_scales_the_initial_risk(tmp_path):
-    """resnet-long TINY (dim = d_out = 4): the same initial parameters, so the initial risk with
-    loss=mse is exactly 2/d_out = 1/2 times half_mse's."""
-    summaries = {}
+    """mean-field-limit TINY, cut to two flows of t = 0.01: the same initial parameters, so the
+    risk at t = 0 with loss=mse is exactly 2/d_out = 2 times half_mse's (d_out = 1)."""
+    first = {}
     for loss in ("half_mse", "mse"):
-        # a horizon of t = 1 only: the initial value is what is compared
-        overrides = {"preset": "tiny", "loss": loss, "t_first": "0.5", "t_max": "1.0", "saves": "4", "piece": "4"}
-        _, result = run_experiment("resnet-long", overrides, tmp_path / loss)
-        summaries[loss] = result.summary
-    assert summaries["mse"]["loss"] == "mse" and summaries["half_mse"]["loss"] == "half_mse"
-    half, mse = summaries["half_mse"]["initial_risk"], summaries["mse"]["initial_risk"]
-    assert mse == pytest.approx(0.5 * half, rel=1e-12)
+        cut = {"t1": "0.01", "particles": "1,1", "saves": "2", "layers": "1"}
+        _, result = run_experiment(
+            "mean-field-limit", {"preset": "tiny", "loss": loss, **cut}, tmp_path / loss
+        )
+        assert result.summary["loss"] == loss
+        first[loss] = result.metrics.query("t == 0").loss.to_numpy()
+    assert first["mse"] == pytest.approx(2.0 * first["half_mse"], rel=1e-12)
 
 
 def test_generated_targets_refused_at_the_start_of_the_run(tmp_path):
