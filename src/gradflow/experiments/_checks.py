@@ -147,3 +147,9 @@ def loss_data(name: str, data, out_dim: int | None = None, only=None) -> None:
         fit = [n for n in (only if only is not None else loss_names()) if reads(n) is None]
         names = ", ".join(repr(n) for n in fit)
         raise ConfigError("loss", name, f"one of {names} for these targets ({why})")
+
+
+def risk_text(loss: str, half_mse: str, other: str = "F = the {loss} risk (gf.losses)") -> str:
+    """A summary's description of its risk: `half_mse` (the text written for the default loss)
+    or `other` with the loss's name (`{loss}`)."""
+    return half_mse if loss == "half_mse" else other.format(loss=loss)

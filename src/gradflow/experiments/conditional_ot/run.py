@@ -147,7 +147,9 @@ def summary_of(cfg, runs, q) -> dict:
     conv_small = [r for r in runs if r["init_scale"] == s_small and r["converged"]]
     return {
         "loss": cfg.loss,
-        "risk": "F = (1/2n) sum |f(x_i) - y_i|^2 (gradflow's normalisation)",
+        "risk": checks.risk_text(
+            cfg.loss, "F = (1/2n) sum |f(x_i) - y_i|^2 (gradflow's normalisation)"
+        ),
         "geometry": GEOMETRY,
         "n": cfg.samples(),
         "state_dim": q,

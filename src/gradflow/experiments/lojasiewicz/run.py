@@ -69,9 +69,11 @@ def summary_of(cfg, traj, data, fit, path, poly) -> dict:
     grads = gf.diagnostics.particle_gradients(traj.final, data, l2=cfg.l2, loss=cfg.loss)
     return {
         "loss": cfg.loss,
-        "risk": (
+        "risk": checks.risk_text(
+            cfg.loss,
             "F = (1/2n) sum |f(x_i) - y_i|^2 + l2 * integral |theta|^2 dmu "
-            "(paper's lambda/2 = our l2)"
+            "(paper's lambda/2 = our l2)",
+            "F = the {loss} risk (gf.losses) + l2 * integral |theta|^2 dmu",
         ),
         "geometry": GEOMETRY,
         "activation": "tanh",

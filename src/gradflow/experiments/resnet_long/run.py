@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 import gradflow as gf
-from gradflow.experiments import Result, register
+from gradflow.experiments import Result, checks, register
 from gradflow.experiments import resnet_common as common
 
 from .config import LongConfig
@@ -45,7 +45,11 @@ def _summary(config, traj, data, wall) -> dict:
     return {
         "loss": config.loss,
         "geometry": common.GEOMETRY,
-        "risk": "ℓ = (1/n)Σ|f − y|² = 2F (the paper's)",
+        "risk": checks.risk_text(
+            config.loss,
+            "ℓ = (1/n)Σ|f − y|² = 2F (the paper's)",
+            "ℓ = 2F, F the {loss} risk (gf.losses)",
+        ),
         "target_risk": config.target_risk,
         "reached_target": t_hit is not None,
         "time_to_target": t_hit,

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 import gradflow as gf
-from gradflow.experiments import Result, register
+from gradflow.experiments import Result, checks, register
 from gradflow.experiments import resnet_common as common
 
 from .config import PLConfig
@@ -98,7 +98,11 @@ def run_pl(config: PLConfig, context: RunContext) -> Result:
     summary = {
         "loss": config.loss,
         "geometry": common.GEOMETRY,
-        "risk": "ℓ = (1/n)Σ|f − y|² = 2F (the paper's)",
+        "risk": checks.risk_text(
+            config.loss,
+            "ℓ = (1/n)Σ|f − y|² = 2F (the paper's)",
+            "ℓ = 2F, F the {loss} risk (gf.losses)",
+        ),
         "n": data.n,
         "depth": config.depth,
         "target_risk": config.target_risk,

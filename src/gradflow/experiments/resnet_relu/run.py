@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 import gradflow as gf
-from gradflow.experiments import Result, register
+from gradflow.experiments import Result, checks, register
 from gradflow.experiments import resnet_common as common
 
 from .config import ReluConfig
@@ -82,7 +82,9 @@ def _summary(config, frame) -> dict:
         "C": config.C,
         "x": config.x,
         "horizon": config.horizon,
-        "risk": "ℓ = (f(x) − Cx)² = 2F",
+        "risk": checks.risk_text(
+            config.loss, "ℓ = (f(x) − Cx)² = 2F", "ℓ = 2F, F the {loss} risk (gf.losses)"
+        ),
     }
     for activation in config.activations:
         sub = frame[frame.activation == activation].sort_values("half_depth")
