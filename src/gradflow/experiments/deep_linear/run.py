@@ -148,6 +148,7 @@ def summary(c, f: Flow, s, eps, pred, drift, visited, global_value, data) -> dic
     plateau_dev = np.asarray(timeline.plateau_deviation)
     final_loss = float(traj.loss[-1])
     return {
+        "loss": c.loss,
         "depth": h,
         "dim": c.dim,
         "n": int(data.x.shape[0]),
