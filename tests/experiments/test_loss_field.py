@@ -1,6 +1,7 @@
 """The experiments' `loss` field: refused where a diagnostic assumes a minimum, passed to the
 objective and named in the summary."""
 
+import numpy as np
 import pytest
 from cli_helpers import exited, invoke, one_error_line
 
@@ -40,3 +41,18 @@ def test_generated_targets_refused_at_the_start_of_the_run(tmp_path):
     # mean-field-limit's tanh teacher has real targets: logistic cannot read them
     with pytest.raises(ConfigError, match=r"loss='logistic'.*'half_mse', 'mse'"):
         run_experiment("mean-field-limit", {"preset": "tiny", "loss": "logistic"}, tmp_path / "r")
+
+
+def test_data_file_targets_checked_at_validation(tmp_path):
+    """A data file's targets are read when the config is validated: real y refuse logistic (one
+    line naming loss and the losses that read them), ±1 labels accept it."""
+    x = np.linspace(-1.0, 1.0, 12).reshape(6, 2)
+    for y, code in ((x[:, :1] * 0.3, 2), (np.sign(x[:, :1] + 0.1), 0)):
+        path = tmp_path / f"data{code}.npz"
+        np.savez(path, x=x, y=y)
+        args = ("--set", f"data={path}", "--set", "loss=logistic")
+        result = invoke("run", "mean-field-limit", "--dry-run", *args)
+        exited(result, code)
+        if code == 2:
+            line = one_error_line(result.stderr)
+            assert "loss='logistic'" in line and "'half_mse', 'mse' for these targets" in line
