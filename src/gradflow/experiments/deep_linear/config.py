@@ -106,8 +106,8 @@ class DeepLinearConfig(ExperimentConfig):
 
     loss: str = param(
         "half_mse",
-        "the risk (only half_mse: the closed forms are its; mse = (2/d_out)·half_mse, a time "
-        "rescaling, adds nothing)",
+        "the risk: half_mse only (the predictions are its closed forms; mse = (2/d_out)·half_mse "
+        "is the same flow with time rescaled)",
         choices=("half_mse",),
     )
 
