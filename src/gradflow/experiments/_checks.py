@@ -99,3 +99,57 @@ def choice(names: Iterable | Callable[[], Iterable]) -> Check:
 def choices_of(names: Iterable | Callable[[], Iterable]) -> list:
     """The accepted names of a `choices=` declaration."""
     return list(names() if callable(names) else names)
+
+
+# ---------------------------------------------------------------------------------------------
+# the loss of an experiment's objective
+
+
+def loss_names() -> list[str]:
+    """The loss names the library accepts (`gf.losses.LOSSES`), the `choices` of a `loss` field."""
+    from .. import losses
+
+    return list(losses.LOSSES)
+
+
+def require_loss(config, *, minimum: str | None = None, only=None, why: str = "") -> None:
+    """Refuse `config.loss` (one `ConfigError` naming `loss` and the accepted names) when it is
+    not in `only`, or, where `minimum` names a diagnostic that assumes a minimiser, when the loss
+    attains none (`gf.losses.as_loss(name).attains_minimum()` is False: cross_entropy, logistic)."""
+    from .. import losses
+
+    accepted = list(only) if only is not None else loss_names()
+    if minimum is not None:
+        accepted = [n for n in accepted if losses.as_loss(n).attains_minimum()]
+        why = why or f"losses that attain their minimum, for {minimum}"
+    if config.loss not in accepted:
+        names = ", ".join(repr(n) for n in accepted)
+        raise ConfigError("loss", config.loss, f"one of {names}" + (f" ({why})" if why else ""))
+
+
+def loss_data(name: str, data, out_dim: int | None = None, only=None) -> None:
+    """Refuse, naming `loss` and the losses (of `only`, default all) that can read them, a loss
+    that cannot read the targets of `data` (each loss's own `check_data`, for a model with
+    `out_dim` outputs, default the targets' width)."""
+    from .. import losses
+
+    out_dim = int(data.y.shape[1]) if out_dim is None else out_dim
+
+    def reads(n: str) -> str | None:  # None where the loss reads these targets, else why not
+        try:
+            losses.as_loss(n).check_data(data, out_dim)
+        except ConfigError as error:
+            return error.accepted
+        return None
+
+    why = reads(name)
+    if why is not None:
+        fit = [n for n in (only if only is not None else loss_names()) if reads(n) is None]
+        names = ", ".join(repr(n) for n in fit)
+        raise ConfigError("loss", name, f"one of {names} for these targets ({why})")
+
+
+def risk_text(loss: str, half_mse: str, other: str = "F = the {loss} risk (gf.losses)") -> str:
+    """A summary's description of its risk: `half_mse` (the text written for the default loss)
+    or `other` with the loss's name (`{loss}`)."""
+    return half_mse if loss == "half_mse" else other.format(loss=loss)

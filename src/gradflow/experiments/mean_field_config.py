@@ -28,6 +28,9 @@ class MeanFieldConfig(ExperimentConfig):
         "an .npz file of arrays x (n, in_dim), y (n, out_dim) used instead of the tanh teacher",
         file=True,
     )
+    loss: str = param(
+        "half_mse", "the risk of the outputs against y (gf.losses)", choices=checks.loss_names
+    )
     layers: int = param(
         4, "number of layers L of the mean-field ResNet", check=checks.count(), size=True
     )
@@ -35,6 +38,8 @@ class MeanFieldConfig(ExperimentConfig):
     def validate(self) -> None:
         super().validate()
         self.samples()  # a data file is read and checked here, before any run
+        if self.data is not None:  # the loss must read the file's targets (the teacher's: run)
+            checks.loss_data(self.loss, self.dataset(None))
 
     @property
     def state_dim(self) -> int:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 import numpy as np
 
 import gradflow as gf
-from gradflow.experiments import param
+from gradflow.experiments import checks, param
 
 GEOMETRY = "conditional_wasserstein"
 UNITS = (
@@ -62,6 +62,13 @@ def data_param():
     )
 
 
+def loss_param():
+    """The `loss` field: the risk of the network's outputs against y (a name of `gf.losses`)."""
+    return param(
+        "half_mse", "the risk F of the outputs against y (gf.losses)", choices=checks.loss_names
+    )
+
+
 def init_param():
     """The `init` field: a user's .npz of the network's initial trainable arrays."""
     return param(
@@ -76,9 +83,14 @@ def user_data(config, *, in_dim=None, out_dim=None, max_dim=None, default=None):
     default): x (n, d_in), y (n, d_out),
     finite, with the dimensions the experiment needs (`in_dim`, `out_dim` exactly; both at most
     `max_dim`, the state dimension q into which A = [I; 0] embeds x and from which B reads y).
-    Every refusal is one `ConfigError` naming `data`."""
+    Every refusal is one `ConfigError` naming `data`, but for targets `config.loss` cannot read
+    (`checks.loss_data`: naming `loss`; a file's when validated, generated ones when the run
+    starts)."""
     if config.data is None:
-        return default() if default is not None else None
+        data = default() if default is not None else None
+        if data is not None:
+            checks.loss_data(config.loss, data)
+        return data
     data = gf.data.load_npz(config.data, field="data", in_dim=in_dim, out_dim=out_dim)
     if max_dim is not None and max(data.in_dim, data.out_dim) > max_dim:
         raise gf.ConfigError(
@@ -86,6 +98,7 @@ def user_data(config, *, in_dim=None, out_dim=None, max_dim=None, default=None):
             f"x {tuple(data.x.shape)}, y {tuple(data.y.shape)} in {config.data}",
             f"x and y with at most dim = {max_dim} columns (the state dimension)",
         )
+    checks.loss_data(config.loss, data)
     return data
 
 
@@ -174,7 +187,8 @@ def flow_to_level(model, data, config, context, label: str, checkpoint=None, **k
     `config.piece` saves per piece (progress under `label`, bounded memory), stopping where the
     risk ℓ = 2F crosses `config.target_risk` (the crossing root-found on the dense output: the
     last saved point is the state there). `checkpoint`: a checkpoint name in `context` (the flow
-    then resumes after an interruption). `kwargs` go to `gf.flow_in_pieces`."""
+    then resumes after an interruption). The objective is `config.loss` on `data`. `kwargs` go to
+    `gf.flow_in_pieces`."""
     ts = log_save_times(config.t_first, config.t_max, config.saves)
     folder = context.checkpoint(checkpoint) if checkpoint is not None else None
     with context.task(label, total=config.saves // config.piece) as advance:
@@ -190,6 +204,7 @@ def flow_to_level(model, data, config, context, label: str, checkpoint=None, **k
             solver=config.solver,
             rtol=config.rtol,
             atol=config.atol,
+            loss=config.loss,
             **kwargs,
         )
 

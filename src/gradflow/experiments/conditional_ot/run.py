@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 import gradflow as gf
-from gradflow.experiments import Result, register
+from gradflow.experiments import Result, checks, register
 
 from .config import ConditionalOTConfig
 from .figures import Figures, figures
@@ -43,7 +43,9 @@ def choose(cfg: ConditionalOTConfig, model, data) -> str:
     where RKC took 37 s."""
     if cfg.solver != "auto":
         return cfg.solver
-    problem, params = gf.GradientFlowProblem.from_model(model, data, geometry=GEOMETRY)
+    problem, params = gf.GradientFlowProblem.from_model(
+        model, data, geometry=GEOMETRY, loss=cfg.loss
+    )
     rho = float(gf.largest_curvature(problem, params))
     size = sum(int(np.size(leaf)) for leaf in jtu.tree_leaves(params))
     return gf.choose_solver(rho, cfg.t1, size, budget=cfg.max_steps, dense_limit=0).name
@@ -53,7 +55,12 @@ def solve(cfg, model, data, ts, plan, solver, context, name):
     """(trajectory, status): one flow, in pieces with a checkpoint where its saves do not fit one
     batch (`plan.piece`)."""
     kwargs = dict(
-        geometry=GEOMETRY, rtol=cfg.rtol, atol=cfg.atol, solver=solver, max_steps=cfg.max_steps
+        geometry=GEOMETRY,
+        rtol=cfg.rtol,
+        atol=cfg.atol,
+        solver=solver,
+        max_steps=cfg.max_steps,
+        loss=cfg.loss,
     )
     try:
         if plan.piece >= len(ts) - 1:
@@ -139,7 +146,10 @@ def summary_of(cfg, runs, q) -> dict:
     s_small = float(min(cfg.init_scales))
     conv_small = [r for r in runs if r["init_scale"] == s_small and r["converged"]]
     return {
-        "risk": "F = (1/2n) sum |f(x_i) - y_i|^2 (gradflow's normalisation)",
+        "loss": cfg.loss,
+        "risk": checks.risk_text(
+            cfg.loss, "F = (1/2n) sum |f(x_i) - y_i|^2 (gradflow's normalisation)"
+        ),
         "geometry": GEOMETRY,
         "n": cfg.samples(),
         "state_dim": q,
@@ -202,6 +212,7 @@ def incomplete(cfg, runs) -> list[str]:
 def run(cfg: ConditionalOTConfig, context: RunContext) -> Result:
     kdata, kmodel = jax.random.split(jax.random.PRNGKey(cfg.seed))
     data = cfg.dataset(kdata)
+    checks.loss_data(cfg.loss, data)  # the generated targets (a file's: at validation)
     q = cfg.state_dim
     m_max, plan = max(cfg.particles), cfg.plan()
     ts = save_times(cfg.t1, plan.saves - 1)

@@ -104,6 +104,13 @@ class DeepLinearConfig(ExperimentConfig):
         check=checks.optional(checks.number()),
     )
 
+    loss: str = param(
+        "half_mse",
+        "the risk: half_mse only (the predictions are its closed forms; mse = (2/d_out)·half_mse "
+        "is the same flow with time rescaled)",
+        choices=("half_mse",),
+    )
+
     def complete(self) -> DeepLinearConfig:
         """singular_values none → the first `dim` default values; with a data file none (the
         singular values are the file's, whatever a preset set)."""

@@ -80,6 +80,7 @@ def zoom(traj, data, timeline, config, s):
             atol=config.atol,
             saveat=ts,
             max_steps=config.max_steps,
+            loss=config.loss,
         )
 
     def strengths(segment, j):

@@ -54,6 +54,7 @@ def _segment(c, start, data, ts, solver, name, context):
             rtol=c.rtol,
             atol=c.atol,
             max_steps=c.max_steps,
+            loss=c.loss,
         )
 
 
@@ -107,7 +108,7 @@ def descent(c: DeepLinearConfig, model, data, t1: float, context):
             "gd_lr", c.gd_lr, f"a step giving at most {50 * c.max_steps} steps over t1 = {t1:.3g}"
         )
     with context.task(f"gradient descent ({steps} steps)", total=1) as advance:
-        gd = gf.descent(model, data, steps, c.gd_lr, save_every=max(1, steps // 2000))
+        gd = gf.descent(model, data, steps, c.gd_lr, save_every=max(1, steps // 2000), loss=c.loss)
         advance()
     return gd
 
@@ -147,6 +148,7 @@ def summary(c, f: Flow, s, eps, pred, drift, visited, global_value, data) -> dic
     plateau_dev = np.asarray(timeline.plateau_deviation)
     final_loss = float(traj.loss[-1])
     return {
+        "loss": c.loss,
         "depth": h,
         "dim": c.dim,
         "n": int(data.x.shape[0]),
@@ -230,12 +232,14 @@ def run(config: DeepLinearConfig, context: RunContext) -> Result:
         # Hessians at the trajectory's plateau points and at the atlas points they represent.
         # (No index: the plateau's window held no save, e.g. a large init already past it.)
         spectra = [
-            gf.diagnostics.hessian_spectrum(f.traj.at(int(i)), data)
+            gf.diagnostics.hessian_spectrum(f.traj.at(int(i)), data, loss=c.loss)
             if i is not None
             else np.full(1, np.nan)
             for i in f.timeline.plateau_indices
         ]
-        atlas = gf.diagnostics.critical_points(data, c.widths(), subsets=f.timeline.visited_modes)
+        atlas = gf.diagnostics.critical_points(
+            data, c.widths(), subsets=f.timeline.visited_modes, loss=c.loss
+        )
         advance()
 
     with context.task("escapes (dense re-solves)", total=1) as advance:

@@ -64,6 +64,7 @@ class LojasiewiczConfig(MeanFieldConfig):
 
     def validate(self) -> None:
         super().validate()  # reads and checks the data file
+        checks.require_loss(self, minimum="the PL and Łojasiewicz fits")
         if self.init is not None:  # read and checked here, before any run
             expected = (self.layers, self.particles, self.state_dim)
             shape = init_shape(self.init)

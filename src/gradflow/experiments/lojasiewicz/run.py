@@ -11,7 +11,7 @@ import jax
 import numpy as np
 
 import gradflow as gf
-from gradflow.experiments import Result, register
+from gradflow.experiments import Result, checks, register
 
 from .config import LojasiewiczConfig
 from .figures import Figures, figures
@@ -66,11 +66,14 @@ def summary_of(cfg, traj, data, fit, path, poly) -> dict:
     theta = np.asarray(traj.final.particle_positions())
     mass = 1.0 / (cfg.layers * cfg.particles)
     # per-particle stationarity at the end: |∇_θ δF/δμ| = |∂F/∂θ_j| / m_j
-    grads = gf.diagnostics.particle_gradients(traj.final, data, l2=cfg.l2)
+    grads = gf.diagnostics.particle_gradients(traj.final, data, l2=cfg.l2, loss=cfg.loss)
     return {
-        "risk": (
+        "loss": cfg.loss,
+        "risk": checks.risk_text(
+            cfg.loss,
             "F = (1/2n) sum |f(x_i) - y_i|^2 + l2 * integral |theta|^2 dmu "
-            "(paper's lambda/2 = our l2)"
+            "(paper's lambda/2 = our l2)",
+            "F = the {loss} risk (gf.losses) + l2 * integral |theta|^2 dmu",
         ),
         "geometry": GEOMETRY,
         "activation": "tanh",
@@ -123,6 +126,7 @@ def progress(advance):
 def run(cfg: LojasiewiczConfig, context: RunContext) -> Result:
     kdata, kmodel = jax.random.split(jax.random.PRNGKey(cfg.seed))
     data = cfg.dataset(kdata)
+    checks.loss_data(cfg.loss, data)  # the generated targets (a file's: at validation)
     model = cfg.model(kmodel)
     ts = np.concatenate([[0.0], np.geomspace(cfg.t1 * 1e-7, cfg.t1, cfg.saves)])
     pieces = -(-(len(ts) - 1) // cfg.piece)
@@ -141,9 +145,10 @@ def run(cfg: LojasiewiczConfig, context: RunContext) -> Result:
             solver=cfg.solver,
             controller=cfg.controller,
             max_steps=MAX_STEPS,
+            loss=cfg.loss,
         )
     with context.task("F_inf (longer, tighter solve)", total=None):
-        fit = gf.diagnostics.lojasiewicz_fit(traj, data=data, extend=cfg.extend)
+        fit = gf.diagnostics.lojasiewicz_fit(traj, data=data, extend=cfg.extend, loss=cfg.loss)
     path = gf.diagnostics.cumulative_path_length(traj, "speed")
     poly = gf.diagnostics.cumulative_path_length(traj, "polygon")
     record = Figures(

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 import gradflow as gf
-from gradflow.experiments import Result, register
+from gradflow.experiments import Result, checks, register
 
 from .config import MeanFieldLimitConfig
 from .figures import Figures, figures
@@ -29,7 +29,7 @@ GEOMETRY = "conditional_wasserstein"
 
 def solve(cfg, model, data, ts, plan, context, name):
     """One flow, in pieces with a checkpoint where its saves do not fit one batch."""
-    kwargs = dict(geometry=GEOMETRY, rtol=cfg.rtol, atol=cfg.atol)
+    kwargs = dict(geometry=GEOMETRY, rtol=cfg.rtol, atol=cfg.atol, loss=cfg.loss)
     if plan.piece >= len(ts) - 1:
         return gf.flow(model, data, cfg.t1, saveat=ts, **kwargs)
     folder = context.checkpoint(name)
@@ -126,6 +126,7 @@ EXPLANATION = (
 def summary_of(cfg, pairs, dims) -> dict:
     wc = [p["wc_final"] for p in pairs if p["wc_final"] is not None]
     return {
+        "loss": cfg.loss,
         "geometry": GEOMETRY,
         "layers": cfg.layers,
         "t1": cfg.t1,
@@ -153,6 +154,7 @@ def summary_of(cfg, pairs, dims) -> dict:
 )
 def run(cfg: MeanFieldLimitConfig, context: RunContext) -> Result:
     data = cfg.dataset(jax.random.split(jax.random.PRNGKey(cfg.seed))[0])
+    checks.loss_data(cfg.loss, data)  # the generated targets (a file's: at validation)
     initials, finals, outputs, metrics = flows(cfg, data, context)
     pairs = [pair(cfg, m, initials, finals, outputs) for m in sorted(set(cfg.particles))]
     dims = 2 * cfg.state_dim + 1

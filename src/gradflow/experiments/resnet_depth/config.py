@@ -53,6 +53,7 @@ class DepthConfig(ExperimentConfig):
     fit_min_depth: int = param(8, "slopes are fitted on depths ≥ this", check=checks.count())
     rtol: float = param(1e-6, "relative tolerance of the flow", check=checks.number())
     atol: float = param(1e-8, "absolute tolerance of the flow", check=checks.number())
+    loss: str = common.loss_param()
     data: str | None = common.data_param()
 
     def validate(self) -> None:

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 import gradflow as gf
-from gradflow.experiments import Result, register
+from gradflow.experiments import Result, checks, register
 from gradflow.experiments import resnet_common as common
 
 from .config import DepthConfig
@@ -69,6 +69,7 @@ def _flow(config, context, models, data, ts, label, checkpoint=None, on_piece=No
             geometry=common.GEOMETRY,
             rtol=config.rtol,
             atol=config.atol,
+            loss=config.loss,
         )
 
 
@@ -232,8 +233,13 @@ NOTES = (
 def _summary(config, frame, slopes, depths, fit, ts, distances) -> dict:
     ref_depth = config.reference_factor * depths[-1]
     return {
+        "loss": config.loss,
         "geometry": common.GEOMETRY,
-        "risk": "F = (1/2n) Σ|f − y|² = ℓ/2 (ℓ the paper's risk)",
+        "risk": checks.risk_text(
+            config.loss,
+            "F = (1/2n) Σ|f − y|² = ℓ/2 (ℓ the paper's risk)",
+            "ℓ = 2F, F the {loss} risk (gf.losses)",
+        ),
         "horizon_t": config.horizon,
         "paper_equivalent": f"{config.horizon * 50:g} GD steps at lr = L·1e-2 on ℓ",
         "depths": depths,

@@ -43,6 +43,7 @@ class DigitsConfig(ExperimentConfig):
         "trained weights are smooth in depth when L·max_k|Z_{k+1} − Z_k| / max_k|Z_k| ≤ this",
         check=checks.number(),
     )
+    loss: str = common.loss_param()
     data: str | None = param(
         None,
         "an .npz file of arrays x (n, d_in) and y (n, classes; argmax = label) instead of digits",

@@ -80,6 +80,7 @@ def _activation_rows(config, key_model, train, test, activation) -> list[dict]:
         optimizer=config.optimizer,
         geometry=common.GEOMETRY,
         save_every=max(1, config.steps // 10),
+        loss=config.loss,
     )
     return [
         _row(config, traj.member(e), models[e], train, test, activation, init)
@@ -101,13 +102,15 @@ def _table(frame, config) -> dict:
 
 
 def _summary(config, frame, train, test) -> dict:
+    squared = "squared loss" if config.loss in ("half_mse", "mse") else f"{config.loss} loss"
     return {
+        "loss": config.loss,
         "geometry": common.GEOMETRY,
         "data": (
             f"sklearn digits, {train.n} train / {test.n} test, PCA to {config.input_dim} "
-            "whitened components, one-hot targets, squared loss, argmax read-out"
+            f"whitened components, one-hot targets, {squared}, argmax read-out"
             if config.data is None
-            else f"{config.data}: {train.n} train / {test.n} test, squared loss, argmax read-out"
+            else f"{config.data}: {train.n} train / {test.n} test, {squared}, argmax read-out"
         ),
         "depth": config.depth,
         "width": config.width,

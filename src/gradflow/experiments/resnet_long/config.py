@@ -46,12 +46,14 @@ class LongConfig(ExperimentConfig):
     paper_lr: float = param(
         0.32, "the paper's GD step on ℓ, to express times as GD steps", check=checks.number()
     )
+    loss: str = common.loss_param()
     data: str | None = common.data_param()
     init: str | None = common.init_param()
 
     def validate(self) -> None:
         super().validate()
         common.require_log_grid(self)
+        checks.require_loss(self, minimum="the PL ratio")
         if self.data is not None or self.init is not None:
             long_problem(self)  # reads both files: shapes, finiteness, dimensions
 

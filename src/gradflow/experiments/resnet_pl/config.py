@@ -47,11 +47,13 @@ class PLConfig(ExperimentConfig):
     )
     rtol: float = param(1e-6, "relative tolerance of the flow", check=checks.number())
     atol: float = param(1e-10, "absolute tolerance of the flow", check=checks.number())
+    loss: str = common.loss_param()
     data: str | None = common.data_param()
 
     def validate(self) -> None:
         super().validate()
         common.require_log_grid(self)
+        checks.require_loss(self, minimum="the PL ratio")
         common.user_data(self, max_dim=self.dim)
 
     def estimated_bytes(self) -> float:

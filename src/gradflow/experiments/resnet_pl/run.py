@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 import gradflow as gf
-from gradflow.experiments import Result, register
+from gradflow.experiments import Result, checks, register
 from gradflow.experiments import resnet_common as common
 
 from .config import PLConfig
@@ -30,7 +30,9 @@ def _width_row(config, context, data, model, width):
     traj = common.flow_to_level(model, data, config, context, label, f"width-{width}")
     risk = 2 * np.asarray(traj.loss)
     pl = dg.pl_ratio(traj)
-    kernel = dg.tangent_kernel_pl(model, data, common.GEOMETRY)  # the worst case at init
+    kernel = dg.tangent_kernel_pl(
+        model, data, common.GEOMETRY, loss=config.loss
+    )  # the worst case at init
     t_hit = traj.info["stopped_at"]  # ℓ crossed the target (None: not within t_max)
     row = {
         "width": width,
@@ -94,8 +96,13 @@ def run_pl(config: PLConfig, context: RunContext) -> Result:
     split = separation(frame, config.target_risk, config.pl_floor)
     good = frame[frame.reached_target & frame.keeps_pl]
     summary = {
+        "loss": config.loss,
         "geometry": common.GEOMETRY,
-        "risk": "ℓ = (1/n)Σ|f − y|² = 2F (the paper's)",
+        "risk": checks.risk_text(
+            config.loss,
+            "ℓ = (1/n)Σ|f − y|² = 2F (the paper's)",
+            "ℓ = 2F, F the {loss} risk (gf.losses)",
+        ),
         "n": data.n,
         "depth": config.depth,
         "target_risk": config.target_risk,

@@ -32,10 +32,12 @@ class ReluConfig(ExperimentConfig):
     )
     rtol: float = param(1e-10, "relative tolerance of the flow", check=checks.number())
     atol: float = param(1e-12, "absolute tolerance of the flow", check=checks.number())
+    loss: str = common.loss_param()
     data: str | None = common.data_param()
 
     def validate(self) -> None:
         super().validate()
+        checks.require_loss(self, minimum="the counter-example's limit w*")
         common.user_data(self, in_dim=1, out_dim=1)  # the counter-example is scalar
 
     def estimated_bytes(self) -> float:

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 import gradflow as gf
-from gradflow.experiments import Result, register
+from gradflow.experiments import Result, checks, register
 from gradflow.experiments import resnet_common as common
 
 from .config import ReluConfig
@@ -67,6 +67,7 @@ def _flows(config, context):
                     rtol=config.rtol,
                     atol=config.atol,
                     saveat=np.linspace(0, config.horizon, 41),
+                    loss=config.loss,
                 )
                 rows.append(_row(config, traj, activation, half))
                 finals[(activation, half)] = np.asarray(traj.final.W).reshape(-1)
@@ -76,11 +77,14 @@ def _flows(config, context):
 
 def _summary(config, frame) -> dict:
     summary = {
+        "loss": config.loss,
         "geometry": common.GEOMETRY,
         "C": config.C,
         "x": config.x,
         "horizon": config.horizon,
-        "risk": "ℓ = (f(x) − Cx)² = 2F",
+        "risk": checks.risk_text(
+            config.loss, "ℓ = (f(x) − Cx)² = 2F", "ℓ = 2F, F the {loss} risk (gf.losses)"
+        ),
     }
     for activation in config.activations:
         sub = frame[frame.activation == activation].sort_values("half_depth")
