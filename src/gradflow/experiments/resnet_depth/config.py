@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from gradflow.experiments import ExperimentConfig, checks, param
+from gradflow.experiments import ExperimentConfig, checks, param, params
 from gradflow.experiments import resnet_common as common
 
 
@@ -51,8 +51,8 @@ class DepthConfig(ExperimentConfig):
         choices=common.inits,
     )
     fit_min_depth: int = param(8, "slopes are fitted on depths ≥ this", check=checks.count())
-    rtol: float = param(1e-6, "relative tolerance of the flow", check=checks.number())
-    atol: float = param(1e-8, "absolute tolerance of the flow", check=checks.number())
+    rtol: float = params.rtol(1e-6)
+    atol: float = params.atol(1e-8)
     data: str | None = common.data_param()
 
     def validate(self) -> None:
