@@ -79,16 +79,12 @@ class DimsFromIO:
         return self.io_dims[1]
 
 
-class DimsFromWidths:
+class DimsFromWidths(DimsFromIO):
     """Mixin of a model with `widths` = (d_in, n_1, ..., d_out): its `in_dim`, `out_dim`."""
 
     @property
-    def in_dim(self) -> int:
-        return self.widths[0]
-
-    @property
-    def out_dim(self) -> int:
-        return self.widths[-1]
+    def io_dims(self) -> tuple[int, int]:
+        return self.widths[0], self.widths[-1]
 
 
 class AbstractLinearModel(AbstractModel):
