@@ -49,6 +49,11 @@ def optimizers() -> list[str]:
     return list(gf.OPTIMIZERS)
 
 
+def activation_param():
+    """The `activation` field: σ of the residual layers, GELU by default (smooth)."""
+    return param("gelu", "activation of the residual layers", choices=activations)
+
+
 # ---------------------------------------------------------------------------------------------
 # your data and weights
 

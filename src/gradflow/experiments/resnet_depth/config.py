@@ -27,7 +27,7 @@ class DepthConfig(ExperimentConfig):
     inits: tuple[str, ...] = param(
         ("tied", "smooth", "iid"), "initialisations compared", choices=common.inits
     )
-    activation: str = param("gelu", "activation of the residual layers", choices=common.activations)
+    activation: str = common.activation_param()
     length_scale: float = param(
         0.2, "ℓ of the smooth init's squared-exponential kernel in depth", check=checks.number()
     )

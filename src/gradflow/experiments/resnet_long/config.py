@@ -25,7 +25,7 @@ class LongConfig(ExperimentConfig):
     width: int = param(64, "width m of the residual layers", check=checks.count(), size=True)
     depth: int = param(64, "number of residual layers L", check=checks.count(), size=True)
     init_scheme: str = param("tied", "initialisation of the residual weights", choices=common.inits)
-    activation: str = param("gelu", "activation of the residual layers", choices=common.activations)
+    activation: str = common.activation_param()
     length_scale: float = param(
         0.2, "ℓ of the smooth init's kernel in depth", check=checks.number()
     )

@@ -27,7 +27,7 @@ class PLConfig(ExperimentConfig):
         check=checks.items(checks.count(), what="positive integers"),
         size=True,
     )
-    activation: str = param("gelu", "activation of the residual layers", choices=common.activations)
+    activation: str = common.activation_param()
     target_risk: float = param(
         1e-8, "ℓ = 2F below which a run counts as converged (it stops there)", check=checks.number()
     )
