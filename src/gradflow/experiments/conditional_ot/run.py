@@ -200,8 +200,7 @@ def incomplete(cfg, runs) -> list[str]:
     ConditionalOTConfig,
 )
 def run(cfg: ConditionalOTConfig, context: RunContext) -> Result:
-    kdata, kmodel = jax.random.split(jax.random.PRNGKey(cfg.seed))
-    data = cfg.dataset(kdata)
+    data, kmodel = cfg.data_and_model_key()
     q = cfg.state_dim
     m_max, plan = max(cfg.particles), cfg.plan()
     ts = save_times(cfg.t1, plan.saves - 1)
