@@ -38,10 +38,10 @@ import datetime
 import os
 import platform
 import sys
-import time
 
 import jax
 import numpy as np
+from _common import Timer, log, report  # the script's own folder, first on sys.path
 
 import gradflow as gf
 
@@ -82,14 +82,6 @@ def rel_error(w: np.ndarray, w_ref: np.ndarray) -> float:
     num = np.linalg.norm((w - w_ref).reshape(len(w), -1), axis=1)
     den = np.linalg.norm(w_ref.reshape(len(w), -1), axis=1)
     return float(np.max(num / den))
-
-
-class Timer:
-    def __init__(self):
-        self.t = time.perf_counter()
-
-    def __call__(self) -> float:
-        return time.perf_counter() - self.t
 
 
 def best_of(fn, repeat: int) -> tuple[float, object]:
@@ -305,9 +297,6 @@ def main(argv=None):
     if args.quick:
         args.repeat, args.seeds = 1, min(args.seeds, 8)
         args.gd_max_steps = min(args.gd_max_steps, 2e5)
-
-    def log(s=""):
-        print(s, flush=True)
 
     model, data = problem()
     started = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
@@ -578,12 +567,7 @@ def main(argv=None):
         f"{int(ens_steps.max())} (members {int(ens_steps.min())}–{int(ens_steps.max())}), "
         f"single seeds {int(single_steps.min())}–{int(single_steps.max())}.",
     ]
-    text = "\n".join(out)
-    log("\n" + text)
-    if args.out:
-        with open(args.out, "w") as fh:
-            fh.write(text + "\n")
-    return 0
+    return report(out, args.out)
 
 
 if __name__ == "__main__":

@@ -81,10 +81,10 @@ import os
 import platform
 import subprocess
 import sys
-import time
 
 import jax
 import numpy as np
+from _common import Timer, log, report  # the script's own folder, first on sys.path
 
 import gradflow as gf
 from gradflow.experiments import RunContext
@@ -102,14 +102,6 @@ T_MAX = CONFIG.t_max  # give up beyond this flow time
 def problem():
     """(model, data) exactly as `run_long` builds them with the default LongConfig."""
     return long_problem(CONFIG)
-
-
-class Timer:
-    def __init__(self):
-        self.t = time.perf_counter()
-
-    def __call__(self) -> float:
-        return time.perf_counter() - self.t
 
 
 def risk_of(model, data) -> float:
@@ -314,9 +306,6 @@ def main(argv=None):
         args.repeat = 1
     target = args.target
 
-    def log(s=""):
-        print(s, flush=True)
-
     cores = len(os.sched_getaffinity(0))
     started = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     load0 = os.getloadavg()
@@ -494,12 +483,7 @@ def main(argv=None):
         f"predictions f(x_i) {agree['pred']:.1e}; ℓ_GD = {agree['risk_gd']:.2e}, "
         f"ℓ_flow = {agree['risk_flow']:.2e}.",
     ]
-    text = "\n".join(out)
-    log("\n" + text)
-    if args.out:
-        with open(args.out, "w") as fh:
-            fh.write(text + "\n")
-    return 0
+    return report(out, args.out)
 
 
 if __name__ == "__main__":

@@ -36,9 +36,10 @@ def quadratic_exact(model, data, ts, l2=0.0):
     return np.stack([b_star + (b0 - b_star) @ scipy.linalg.expm(-a * t) for t in ts])
 
 
-def deep_linear(key=1, data_key=2):
-    data = gf.data.linear_teacher(jax.random.PRNGKey(data_key), 3, 2, 10, [2.0, 0.5])
-    model = gf.models.DeepLinear([3, 4, 2], jax.random.PRNGKey(key), init_scale=0.5)
+def deep_linear(key=1, data_key=2, widths=(3, 4, 2), n=10, s=(2.0, 0.5), init_scale=0.5):
+    """(a `DeepLinear` of `widths`, a linear teacher's n samples with singular values s)."""
+    data = gf.data.linear_teacher(jax.random.PRNGKey(data_key), widths[0], widths[-1], n, list(s))
+    model = gf.models.DeepLinear(list(widths), jax.random.PRNGKey(key), init_scale=init_scale)
     return model, data
 
 

@@ -21,34 +21,13 @@ import jax
 import numpy as np
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
+from cli_helpers import exited, invoke
 
 import gradflow as gf
-from gradflow.cli import app
 from gradflow.experiments import REGISTRY
 from gradflow.experiments.deep_linear import DeepLinearConfig
 
 PNGS = {"loss", "modes", "conservation", "hessians"}  # deep-linear's plots
-
-
-def invoke(*args) -> SimpleNamespace:
-    """Run `gradflow ARGS` in process: exit_code, stdout, stderr, and `uncaught`, the repr of an
-    exception that escaped the command (the runner reports those with exit code 1 too)."""
-    result = CliRunner().invoke(app, [str(a) for a in args])
-    escaped = result.exception is not None and not isinstance(result.exception, SystemExit)
-    return SimpleNamespace(
-        exit_code=result.exit_code,
-        stdout=result.stdout,
-        stderr=result.stderr,
-        uncaught=repr(result.exception) if escaped else None,
-    )
-
-
-def exited(result, code: int) -> None:
-    """The command exited with `code` through typer, not through an uncaught exception."""
-    assert result.uncaught is None, f"uncaught {result.uncaught}\n{result.stderr}"
-    assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
-    assert "Traceback" not in result.stdout + result.stderr
 
 
 def error_line(stderr: str) -> str:

@@ -48,12 +48,17 @@ def test_stop_level_ends_the_pieces():
     assert pieces.info["pieces"] < 6  # the later pieces were never solved
 
 
+def _in_threes(model, data, solver, checkpoint, **options):
+    """The flow over TS in pieces of 3 saves, checkpointed to `checkpoint`."""
+    return gf.flow_in_pieces(
+        model, data, TS, piece=3, solver=solver, checkpoint=checkpoint, **options, **TOL
+    )
+
+
 @pytest.mark.parametrize("solver", ["tsit5", "rkc"])
 def test_interrupted_flow_resumes_bit_identically(tmp_path, solver):
     model, data = _deep_problem()
-    uninterrupted = gf.flow_in_pieces(
-        model, data, TS, piece=3, solver=solver, checkpoint=tmp_path / "a", **TOL
-    )
+    uninterrupted = _in_threes(model, data, solver, tmp_path / "a")
     calls = []
 
     def interrupt_after_two(piece):
@@ -64,29 +69,13 @@ def test_interrupted_flow_resumes_bit_identically(tmp_path, solver):
 
     try:
         with pytest.raises(gf.RunInterrupted):
-            gf.flow_in_pieces(
-                model,
-                data,
-                TS,
-                piece=3,
-                solver=solver,
-                checkpoint=tmp_path / "b",
-                on_piece=interrupt_after_two,
-                **TOL,
-            )
+            _in_threes(model, data, solver, tmp_path / "b", on_piece=interrupt_after_two)
     finally:
         _interrupt.clear()
     assert len(calls) == 2
     done = []
-    resumed = gf.flow_in_pieces(
-        model,
-        data,
-        TS,
-        piece=3,
-        solver=solver,
-        checkpoint=tmp_path / "b",
-        progress=lambda i, n: done.append((i, n)),
-        **TOL,
+    resumed = _in_threes(
+        model, data, solver, tmp_path / "b", progress=lambda i, n: done.append((i, n))
     )
     assert done[0] == (2, 8) and done[-1] == (8, 8)  # it started from the third piece
     _same(resumed, uninterrupted)

@@ -6,14 +6,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from problems import deep_linear
 
 import gradflow as gf
 
 
 def _problem():
-    data = gf.data.linear_teacher(jax.random.PRNGKey(0), 4, 4, 32, [3.0, 1.5, 0.7])
-    model = gf.models.DeepLinear([4, 4, 4, 4], jax.random.PRNGKey(1), init_scale=0.3)
-    return model, data
+    return deep_linear(data_key=0, widths=(4, 4, 4, 4), n=32, s=(3.0, 1.5, 0.7), init_scale=0.3)
 
 
 def test_float32_flow_is_within_1e3_of_float64_at_t5():

@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from problems import deep_linear as _deep_problem
 
 import gradflow as gf
 from gradflow._chebyshev import DAMPING, RungeKuttaChebyshev, _rkc_stages
@@ -155,12 +156,6 @@ def test_error_decreases_with_tolerance():
     errs = [_solve_linear(RungeKuttaChebyshev(), rtol)[1] for rtol in (1e-4, 1e-6, 1e-8)]
     assert errs[0] > errs[1] > errs[2]
     assert errs[2] < 1e-6
-
-
-def _deep_problem():
-    data = gf.data.linear_teacher(jax.random.PRNGKey(2), 3, 2, 10, [2.0, 0.5])
-    model = gf.models.DeepLinear([3, 4, 2], jax.random.PRNGKey(1), init_scale=0.5)
-    return model, data
 
 
 def test_flow_with_rkc_matches_tsit5_and_conserves():

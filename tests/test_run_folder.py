@@ -163,10 +163,7 @@ def test_a_folder_holding_a_run_is_refused_and_overwrite_removes_only_gradflow_f
 
 
 def test_incomplete_flows_mark_the_run_failed_with_all_results(fake_experiment, tmp_path):
-    out = tmp_path / "run"
-    result = run_fake(out, "unfinished=true")
-    exited(result, 1)
-    line = last_error_line(result.stderr)
+    out, result, line = failing_run(tmp_path, 1, "unfinished=true")
     assert line.startswith("error: run incomplete: 1 flow(s) did not reach their end")
     assert "stopped at max_steps (simulated)" in line and str(out) in line
     assert f"report: {(out / 'report.html').resolve()}" in result.stdout.splitlines()
@@ -180,10 +177,7 @@ def test_incomplete_flows_mark_the_run_failed_with_all_results(fake_experiment, 
 
 
 def test_a_diverging_run_exits_1_keeping_its_partial_trajectory(fake_experiment, tmp_path):
-    out = tmp_path / "run"
-    result = run_fake(out, "fail=true")
-    exited(result, 1)
-    line = last_error_line(result.stderr)
+    out, result, line = failing_run(tmp_path, 1, "fail=true")
     assert line.startswith("error: DivergenceError: the state became non-finite (simulated)")
     summary = summary_of(out)
     assert summary["status"] == "failed" and summary["error"].startswith("DivergenceError")
@@ -192,10 +186,7 @@ def test_a_diverging_run_exits_1_keeping_its_partial_trajectory(fake_experiment,
 
 
 def test_an_interrupted_run_is_marked_interrupted_and_exits_143(fake_experiment, tmp_path):
-    out = tmp_path / "run"
-    result = run_fake(out, "kill_at=1")
-    exited(result, 143)
-    line = last_error_line(result.stderr)
+    out, result, line = failing_run(tmp_path, 143, "kill_at=1")
     assert line.startswith("error: interrupted by SIGTERM")
     assert f"gradflow run --resume --out {out}" in line
     summary = summary_of(out)
@@ -239,15 +230,28 @@ def full_disk_on(monkeypatch, name: str) -> None:
     monkeypatch.setattr(_files, "atomic_write", atomic_write)
 
 
+def failing_run(tmp_path, code: int, *settings, error_line=last_error_line):
+    """A fake run in tmp_path/run with `settings` that exits `code`: (folder, result, the error
+    line read by `error_line`)."""
+    out = tmp_path / "run"
+    result = run_fake(out, *settings)
+    exited(result, code)
+    return out, result, error_line(result.stderr)
+
+
+def full_disk_run(monkeypatch, tmp_path, name: str, code: int, error_line) -> Path:
+    """A fake run whose write of `name` fails with ENOSPC exits `code`, its error line (read by
+    `error_line`) naming the cause and the folder; returns the folder."""
+    full_disk_on(monkeypatch, name)
+    out, _, line = failing_run(tmp_path, code, error_line=error_line)
+    assert "No space left on device" in line and str(out) in line
+    return out
+
+
 def test_a_full_disk_while_writing_the_report_exits_1_with_one_line(
     fake_experiment, tmp_path, monkeypatch
 ):
-    out = tmp_path / "run"
-    full_disk_on(monkeypatch, "report.html")
-    result = run_fake(out)
-    exited(result, 1)
-    line = last_error_line(result.stderr)
-    assert "No space left on device" in line and str(out) in line
+    out = full_disk_run(monkeypatch, tmp_path, "report.html", 1, last_error_line)
     summary = summary_of(out)
     assert summary["status"] == "failed" and "report.html" in summary["error"]  # never 'ok'
     assert not (out / "report.html").exists() and temporaries(out) == []
@@ -256,12 +260,7 @@ def test_a_full_disk_while_writing_the_report_exits_1_with_one_line(
 def test_a_full_disk_before_the_run_starts_exits_2_with_one_line(
     fake_experiment, tmp_path, monkeypatch
 ):
-    out = tmp_path / "run"
-    full_disk_on(monkeypatch, "config.json")
-    result = run_fake(out)
-    exited(result, 2)
-    line = one_error_line(result.stderr)
-    assert str(out) in line and "No space left on device" in line
+    full_disk_run(monkeypatch, tmp_path, "config.json", 2, one_error_line)
 
 
 def test_a_full_disk_in_gradflow_report_exits_1_with_one_line(

@@ -14,6 +14,7 @@ from . import fits as fits  # noqa: E402
 from . import geometry as geometry  # noqa: E402
 from . import losses as losses  # noqa: E402
 from . import models as models  # noqa: E402
+from . import plotting as plotting  # noqa: E402
 from ._chebyshev import RungeKuttaChebyshev as RungeKuttaChebyshev  # noqa: E402
 from ._critical import CriticalPointResult as CriticalPointResult  # noqa: E402
 from ._critical import critical_point as critical_point  # noqa: E402

@@ -177,6 +177,14 @@ def _power_iteration(terms, t, y, args, fy, direction):
     return new_direction, dnorm / delta
 
 
+def _shift(c: dict, **new) -> dict:
+    """The three-term recurrence's carry one stage on: each `name_prev` of `c` becomes
+    `name_prev2`, and `new[name]` the new `name_prev`."""
+    out = {f"{k}_prev": v for k, v in new.items()}
+    out.update({f"{k}_prev2": c[f"{k}_prev"] for k in new})
+    return out
+
+
 def _rkc_stages(terms, t0, h, y0, args, f0, stages):
     """Y_s of the damped second-order Chebyshev recursion (Sommeijer et al. 1998, eq. 2.7)."""
     s = stages.astype(h.dtype if hasattr(h, "dtype") else jnp.float64)
@@ -219,20 +227,7 @@ def _rkc_stages(terms, t0, h, y0, args, f0, stages):
             (y0, c["y_prev"], c["y_prev2"], f, f0),
         )
         theta = mu * c["theta_prev"] + nu * c["theta_prev2"] + mu_t * (1.0 - a_prev)
-        return dict(
-            y_prev=y,
-            y_prev2=c["y_prev"],
-            theta_prev=theta,
-            theta_prev2=c["theta_prev"],
-            b_prev=b_j,
-            b_prev2=c["b_prev"],
-            z_prev=z,
-            z_prev2=c["z_prev"],
-            dz_prev=dz,
-            dz_prev2=c["dz_prev"],
-            d2z_prev=d2z,
-            d2z_prev2=c["d2z_prev"],
-        )
+        return _shift(c, y=y, theta=theta, b=b_j, z=z, dz=dz, d2z=d2z)
 
     carry = lax.fori_loop(2, stages + 1, body, carry)
     return carry["y_prev"]

@@ -24,17 +24,15 @@ any failure to read into a one-line `FileFormatError`.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
-import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ._atomic import atomic_write
 from ._errors import ConfigError, FileFormatError
 
 RESERVED_ATTRS = ("gradflow_format", "format_version", "gradflow_version", "sha256", "json_attrs")
@@ -128,31 +126,8 @@ def write_arrays(
     ds = xr.Dataset(variables, attrs=plain)
     # No fill value: NetCDF readers would turn values equal to it into NaN.
     encoding = {name: {"_FillValue": None} for name in ds.variables}
-    _atomic_write(path, lambda tmp: ds.to_netcdf(tmp, engine="h5netcdf", encoding=encoding))
+    atomic_write(path, lambda tmp: ds.to_netcdf(tmp, engine="h5netcdf", encoding=encoding))
     return path
-
-
-def _atomic_write(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        write(tmp)
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    # The rename itself is only durable once the folder is flushed (POSIX; not on Windows).
-    with contextlib.suppress(OSError):
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 # -------------------------------------------------------------------------------------------

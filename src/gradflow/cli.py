@@ -15,15 +15,10 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from rich.progress import Progress
 from rich.table import Table
+
+from ._progress import progress_bar
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 err_console = Console(stderr=True, log_path=False)
@@ -49,19 +44,9 @@ class _RichView:
         self._progress.console.log(message, markup=False, highlight=False)
 
 
-def _progress_bar() -> Progress:
-    return Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("elapsed"),
-        TimeElapsedColumn(),
-        TextColumn("eta"),
-        TimeRemainingColumn(),
-        console=err_console,
-        transient=True,
-        disable=not err_console.is_terminal,  # pipes get the log lines and the result only
-    )
+def _progress_bar():
+    # pipes get the log lines and the result only
+    return progress_bar(err_console, transient=True, disable=not err_console.is_terminal)
 
 
 def _fail(message: str, code: int) -> None:

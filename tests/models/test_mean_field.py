@@ -28,7 +28,11 @@ def model():
 
 @pytest.fixture(scope="module")
 def traj(model, data):
-    ts = np.linspace(0.0, 2.0, 201)
+    return _cw_flow(model, data, np.linspace(0.0, 2.0, 201))
+
+
+def _cw_flow(model, data, ts):
+    """The conditional-Wasserstein flow to t = 2, saved at `ts`, at these tests' tolerances."""
     return gf.flow(
         model, data, 2.0, geometry="conditional_wasserstein", saveat=ts, rtol=1e-11, atol=1e-13
     )
@@ -217,15 +221,7 @@ def test_permuting_particles_within_a_layer_changes_nothing(model, data, traj):
         2, Q, L, M, 1, positions=(take(model.u), take(model.w), take(model.b))
     )
     np.testing.assert_allclose(permuted(data.x), model(data.x), atol=1e-15)
-    tp = gf.flow(
-        permuted,
-        data,
-        2.0,
-        geometry="conditional_wasserstein",
-        saveat=traj.ts,
-        rtol=1e-11,
-        atol=1e-13,
-    )
+    tp = _cw_flow(permuted, data, traj.ts)
     np.testing.assert_allclose(tp.loss, traj.loss, rtol=1e-10, atol=1e-14)
     np.testing.assert_allclose(tp.final.u, take(traj.final.u), atol=1e-9)
     assert gf.diagnostics.conditional_wasserstein(tp.final, traj.final) < 1e-8
@@ -234,15 +230,7 @@ def test_permuting_particles_within_a_layer_changes_nothing(model, data, traj):
 def test_replicated_particles_are_the_same_measure(model, data, traj):
     doubled = model.replicate(2)
     np.testing.assert_allclose(doubled(data.x), model(data.x), atol=1e-15)
-    td = gf.flow(
-        doubled,
-        data,
-        2.0,
-        geometry="conditional_wasserstein",
-        saveat=traj.ts,
-        rtol=1e-11,
-        atol=1e-13,
-    )
+    td = _cw_flow(doubled, data, traj.ts)
     np.testing.assert_allclose(td.loss, traj.loss, rtol=1e-9, atol=1e-14)
     np.testing.assert_allclose(td.final.deduplicate(2).u, traj.final.u, atol=1e-8)
 

@@ -133,15 +133,9 @@ def balanced_aligned_init(data: Dataset, widths: Sequence[int], u0):
 
     **Raises:** `ConfigError` for mismatched widths, a hidden width smaller than r, or invalid u0.
     """
-    from ..models.deep_linear import DeepLinear, _check_widths
+    from ..models.deep_linear import DeepLinear, check_widths
 
-    widths = _check_widths(widths)
-    check(
-        widths[0] == data.in_dim and widths[-1] == data.out_dim,
-        "widths",
-        list(widths),
-        f"[d_in = {data.in_dim}, ..., d_out = {data.out_dim}] matching the data",
-    )
+    widths = check_widths(widths, data)
     m = data.moments()
     u, s, vt = np.linalg.svd(np.asarray(m.syx), full_matrices=False)
     r = int(np.sum(s > 1e-10 * max(s[0], 1e-300)))

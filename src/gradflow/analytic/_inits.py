@@ -70,9 +70,9 @@ def _conserved(weights) -> list:
 def delta_balanced_init(widths, delta: float, key, init_scale: float = 1.0) -> LinearInit:
     """A δ-balanced `DeepLinear` (C_k = δI, module docstring); W_1 has N(0, init_scale²/n_0)
     entries. **Raises:** `ConfigError` where a layer cannot carry W_kW_kᵀ + δI."""
-    from ..models.deep_linear import DeepLinear, _check_widths
+    from ..models.deep_linear import DeepLinear, check_widths
 
-    widths = _check_widths(widths)
+    widths = check_widths(widths)
     delta = float(delta)
     check(np.isfinite(delta), "delta", delta, "a finite number")
     keys = jax.random.split(key, len(widths))
@@ -111,17 +111,11 @@ def delta_balanced_init(widths, delta: float, key, init_scale: float = 1.0) -> L
 
 
 def _mode_init(data: Dataset, widths, strengths, frames_key, kind) -> LinearInit:
-    from ..models.deep_linear import DeepLinear, _check_widths
+    from ..models.deep_linear import DeepLinear, check_widths
     from ._deep_linear import teacher_modes
 
-    widths = _check_widths(widths)
+    widths = check_widths(widths, data)
     depth = len(widths) - 1
-    check(
-        widths[0] == data.in_dim and widths[-1] == data.out_dim,
-        "widths",
-        list(widths),
-        f"[d_in = {data.in_dim}, ..., d_out = {data.out_dim}] matching the data",
-    )
     u, s, v, inv_half = teacher_modes(data)
     r = s.size
     check(min(widths[1:-1], default=r) >= r, "widths", list(widths), f"hidden widths ≥ r = {r}")

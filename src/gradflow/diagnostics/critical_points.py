@@ -150,20 +150,14 @@ def critical_points(
     **Returns:** a list of `CriticalPoint`, ordered by |J| then lexicographically (J = ∅ first).
     The Hessian is dense (exact inertia); networks with more than 4000 parameters are refused.
     """
-    from ..models.deep_linear import DeepLinear, _check_widths
+    from ..models.deep_linear import DeepLinear, check_widths
 
     loss = as_loss(loss)
     require_minimum(loss, "critical_points", "classifies points against the global minimum")
     factor = 2.0 * squared_loss_factor(
         loss, data.out_dim, "critical_points builds the critical points of a squared loss"
     )  # 1 for half_mse
-    widths = _check_widths(widths)
-    check(
-        widths[0] == data.in_dim and widths[-1] == data.out_dim,
-        "widths",
-        list(widths),
-        f"[d_in = {data.in_dim}, ..., d_out = {data.out_dim}] matching the data",
-    )
+    widths = check_widths(widths, data)
     n_params = sum(widths[k] * widths[k + 1] for k in range(len(widths) - 1))
     if n_params > 4000:
         raise ConfigError(

@@ -220,28 +220,10 @@ def wasserstein_details(
     return TransportResult(math.sqrt(max(sq, 0.0)), sq, how, eps, bound)
 
 
-def wasserstein(
-    a,
-    b,
-    weights_a=None,
-    weights_b=None,
-    method: str = "auto",
-    epsilon: float | None = None,
-    *,
-    threshold: float = 1e-7,
-    max_iterations: int = 20_000,
-) -> float:
-    """W_2 between two particle measures: `wasserstein_details(...).distance` (same arguments)."""
-    return wasserstein_details(
-        a,
-        b,
-        weights_a,
-        weights_b,
-        method,
-        epsilon,
-        threshold=threshold,
-        max_iterations=max_iterations,
-    ).distance
+def wasserstein(a, b, *args, **kwargs) -> float:
+    """W_2 between two particle measures: `wasserstein_details(a, b, ...).distance`, with the same
+    arguments (weights_a, weights_b, method, epsilon, threshold, max_iterations)."""
+    return wasserstein_details(a, b, *args, **kwargs).distance
 
 
 # ---------------------------------------------------------------------------------------------
@@ -377,22 +359,8 @@ def conditional_wasserstein_details(
     return ConditionalTransport(wc, sq, lengths, how, eps, bound)
 
 
-def conditional_wasserstein(
-    model_a,
-    model_b,
-    method: str = "auto",
-    epsilon: float | None = None,
-    *,
-    threshold: float = 1e-7,
-    max_iterations: int = 20_000,
-) -> float:
-    """W_C(μ, ν) = (∫_0^1 W_2(μ_s, ν_s)² ds)^{1/2}: `conditional_wasserstein_details(...).distance`
-    (same arguments)."""
-    return conditional_wasserstein_details(
-        model_a,
-        model_b,
-        method,
-        epsilon,
-        threshold=threshold,
-        max_iterations=max_iterations,
-    ).distance
+def conditional_wasserstein(model_a, model_b, *args, **kwargs) -> float:
+    """W_C(μ, ν) = (∫_0^1 W_2(μ_s, ν_s)² ds)^{1/2}: `conditional_wasserstein_details(model_a,
+    model_b, ...).distance`, with the same arguments (method, epsilon, threshold,
+    max_iterations)."""
+    return conditional_wasserstein_details(model_a, model_b, *args, **kwargs).distance

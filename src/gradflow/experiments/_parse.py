@@ -38,10 +38,15 @@ def _item_type(annotation):
     return None
 
 
+def _parts(annotation):
+    """(the type without `| None`, whether None is allowed, the item type of a list or None)."""
+    inner, optional = _optional_inner(annotation)
+    return inner, optional, _item_type(inner)
+
+
 def type_name(annotation) -> str:
     """A short name of a field's type for tables and messages: 'int', 'list of float', ...."""
-    inner, optional = _optional_inner(annotation)
-    item = _item_type(inner)
+    inner, optional, item = _parts(annotation)
     if item is not None:
         name = f"list of {type_name(item)}"
     else:
@@ -51,8 +56,7 @@ def type_name(annotation) -> str:
 
 def accepted_form(annotation) -> str:
     """What a `--set` value of this type looks like (for messages)."""
-    inner, optional = _optional_inner(annotation)
-    item = _item_type(inner)
+    inner, optional, item = _parts(annotation)
     if item is not None:
         text = f"a comma-separated list of {type_name(item)}, e.g. 1,2,3"
     else:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import jax
+
 import gradflow as gf
 from gradflow.experiments import ExperimentConfig, checks, param
 
@@ -54,6 +56,16 @@ class MeanFieldConfig(ExperimentConfig):
                 self.data, field="data", in_dim=self.in_dim, out_dim=self.out_dim
             )
         return gf.data.tanh_teacher(key, self.n, self.in_dim, self.out_dim)
+
+    def keys(self):
+        """(data key, model key): the split of jax.random.PRNGKey(seed) every mean-field
+        experiment draws its data and its particles with."""
+        return tuple(jax.random.split(jax.random.PRNGKey(self.seed)))
+
+    def data_and_model_key(self):
+        """(the dataset drawn with the data key, the model key)."""
+        kdata, kmodel = self.keys()
+        return self.dataset(kdata), kmodel
 
     def samples(self) -> int:
         """n: the file's number of samples when `data` is set."""

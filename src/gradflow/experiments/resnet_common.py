@@ -49,6 +49,11 @@ def optimizers() -> list[str]:
     return list(gf.OPTIMIZERS)
 
 
+def activation_param():
+    """The `activation` field: σ of the residual layers, GELU by default (smooth)."""
+    return param("gelu", "activation of the residual layers", choices=activations)
+
+
 # ---------------------------------------------------------------------------------------------
 # your data and weights
 
@@ -220,48 +225,3 @@ def tail_rate(traj) -> float | None:
 def within(value, target: float, tol: float) -> bool:
     """|value − target| ≤ tol (False when the value could not be measured: None)."""
     return value is not None and bool(abs(value - target) <= tol)
-
-
-# ---------------------------------------------------------------------------------------------
-# figures
-
-
-def figures_of(record, makers) -> tuple[dict, dict]:
-    """({stem: figure}, {stem: caption}) in the order of `makers`, each `maker(record)` returning
-    (stem, figure, caption), or None for a figure that does not apply."""
-    figures, captions = {}, {}
-    for make in makers:
-        made = make(record)
-        if made is not None:
-            stem, fig, caption = made
-            figures[stem], captions[stem] = fig, caption
-    return figures, captions
-
-
-def label_axes(ax, xlabel, ylabel=None, *, title=None, legend=8, grid=True) -> None:
-    """Axis labels, an optional title, a legend (font size `legend`; None: none) and a light
-    grid on both the major and minor ticks (log axes)."""
-    ax.set_xlabel(xlabel)
-    if ylabel is not None:
-        ax.set_ylabel(ylabel)
-    if title is not None:
-        ax.set_title(title)
-    if grid:
-        ax.grid(True, which="both", alpha=0.3)
-    if legend is not None:
-        ax.legend(fontsize=legend)
-
-
-def subplots(ncols=1, nrows=1, width=5.2, height=4.0):
-    """A matplotlib figure of nrows × ncols panels, axes always a 2-d array."""
-    import matplotlib.pyplot as plt
-
-    return plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False)
-
-
-def time_cmap():
-    """viridis without its darkest and lightest ends: colours of a sequence (times, depths)."""
-    import matplotlib.pyplot as plt
-
-    base = plt.get_cmap("viridis")
-    return lambda x: base(0.05 + 0.9 * x)

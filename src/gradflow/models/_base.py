@@ -67,6 +67,26 @@ class AbstractModel(eqx.Module):
         return sum(int(x.size) for x in jax.tree_util.tree_leaves(params))
 
 
+class DimsFromIO:
+    """Mixin of a model with a static field `io_dims` = (d_in, d_out): its `in_dim`, `out_dim`."""
+
+    @property
+    def in_dim(self) -> int:
+        return self.io_dims[0]
+
+    @property
+    def out_dim(self) -> int:
+        return self.io_dims[1]
+
+
+class DimsFromWidths(DimsFromIO):
+    """Mixin of a model with `widths` = (d_in, n_1, ..., d_out): its `in_dim`, `out_dim`."""
+
+    @property
+    def io_dims(self) -> tuple[int, int]:
+        return self.widths[0], self.widths[-1]
+
+
 class AbstractLinearModel(AbstractModel):
     """A model linear in its input, f(x) = W x with W = `product()` (d_out × d_in).
 

@@ -151,6 +151,18 @@ def positions_from(positions, shape_lm: tuple[int, ...], field: str = "positions
     return u, w, b
 
 
+def initial_positions(positions, key, shape: tuple[int, ...], dims, draw):
+    """(u, w, b) of the initial particles of leading shape `shape`: the arrays `positions` (a dict
+    or tuple, see `positions_from`), or drawn by the sampler `positions(key, shape, dims)`, or
+    when `positions` is None by the default `draw(key)`; drawing needs a key."""
+    if positions is not None and not callable(positions):
+        return positions_from(positions, shape)
+    check(key is not None, "key", key, "a jax.random key (or pass positions=)")
+    if positions is None:
+        return draw(key)
+    return positions_from(positions(key, shape, dims), shape)
+
+
 def gaussian_positions(key, shape: tuple[int, ...], dim: int, scale: float):
     """The default initial measure: u ~ N(0, s² I_q), w ~ N(0, s² I_q/q), b ~ N(0, s²), i.i.d.
 

@@ -24,7 +24,7 @@ from .._activations import ACTIVATIONS
 from .._custom_types import Array, Float
 from .._errors import ConfigError
 from .._validation import check, check_choice
-from ._base import AbstractLayeredModel, masses_like
+from ._base import AbstractLayeredModel, DimsFromIO, masses_like
 
 RESIDUAL_LEAVES = ("V", "W")
 
@@ -43,7 +43,7 @@ def _is_positive_int(value) -> bool:
     return isinstance(value, int | np.integer) and not isinstance(value, bool) and value >= 1
 
 
-class AbstractResidualNetwork(AbstractLayeredModel):
+class AbstractResidualNetwork(DimsFromIO, AbstractLayeredModel):
     """A residual network in depth (see the module docstring): the fields and members `ResNet`
     and `NeuralODE` share. Subclasses define the forward map `__call__` from the weights.
 
@@ -153,14 +153,6 @@ class AbstractResidualNetwork(AbstractLayeredModel):
     def width(self) -> int:
         """m, the width of each residual block."""
         return self.V.shape[-1]
-
-    @property
-    def in_dim(self) -> int:
-        return self.io_dims[0]
-
-    @property
-    def out_dim(self) -> int:
-        return self.io_dims[1]
 
     # the gradient flow's ingredients --------------------------------------------------------
     def trainable(self):

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import final
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from .._custom_types import Inputs, Outputs
@@ -19,7 +18,7 @@ from ._particles import (
     AbstractNeuronMeasure,
     check_init_scale,
     check_particle_shapes,
-    positions_from,
+    initial_positions,
 )
 
 
@@ -55,18 +54,14 @@ class TwoLayerMeanField(AbstractNeuronMeasure):
         out_dim = positive_int("out_dim", out_dim)
         particles = positive_int("particles", particles)
         s = check_init_scale(init_scale)
-        if positions is None or callable(positions):
-            check(key is not None, "key", key, "a jax.random key (or pass positions=)")
-            if positions is None:
-                ku, kw, kb = jax.random.split(key, 3)
-                u = s * jax.random.normal(ku, (particles, out_dim))
-                w = s / np.sqrt(in_dim) * jax.random.normal(kw, (particles, in_dim))
-                b = s * jax.random.normal(kb, (particles,))
-            else:
-                u, w, b = positions(key, (particles,), (in_dim, out_dim))
-                u, w, b = (jnp.asarray(a, dtype=float) for a in (u, w, b))
-        else:
-            u, w, b = positions_from(positions, (particles,))
+
+        def draw(key):
+            ku, kw, kb = jax.random.split(key, 3)
+            u = s * jax.random.normal(ku, (particles, out_dim))
+            w = s / np.sqrt(in_dim) * jax.random.normal(kw, (particles, in_dim))
+            return u, w, s * jax.random.normal(kb, (particles,))
+
+        u, w, b = initial_positions(positions, key, (particles,), (in_dim, out_dim), draw)
         check_particle_shapes(u, w, b, (particles,), out_dim, in_dim)
         self.u, self.w, self.b = u, w, b
         self.activation = activation

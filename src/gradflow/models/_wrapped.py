@@ -25,7 +25,7 @@ from .._custom_types import Array, Inputs, Outputs, PyTree
 from .._errors import ConfigError
 from .._serialise import leaves_by_path, path_of
 from .._validation import check, positive_int
-from ._base import AbstractModel
+from ._base import AbstractModel, DimsFromIO
 
 _SIZED = (eqx.nn.MLP, eqx.nn.Linear)  # modules whose in_size/out_size give (d_in, d_out)
 
@@ -81,7 +81,7 @@ def _is_tracer(x) -> bool:
 
 
 @final
-class Wrapped(AbstractModel):
+class Wrapped(DimsFromIO, AbstractModel):
     """An equinox module, or a pure function `fn(params, x)` with a pytree of parameters, as a
     gradflow model (see the module docstring).
 
@@ -238,14 +238,6 @@ class Wrapped(AbstractModel):
             True,
             "False unless masses are given (the conditional-Wasserstein geometry needs them)",
         )
-
-    @property
-    def in_dim(self) -> int:
-        return self.io_dims[0]
-
-    @property
-    def out_dim(self) -> int:
-        return self.io_dims[1]
 
     def _by_path(self, value_at) -> PyTree:
         """The model's tree with `value_at(path)` at each leaf of the parameters (path relative

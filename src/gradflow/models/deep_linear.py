@@ -33,10 +33,13 @@ import numpy as np
 from .._custom_types import Array, Float
 from .._errors import ConfigError
 from .._validation import check
-from ._base import AbstractLinearModel
+from ._base import AbstractLinearModel, DimsFromWidths
 
 
-def _check_widths(widths) -> tuple[int, ...]:
+def check_widths(widths, data=None) -> tuple[int, ...]:
+    """`widths` = [d_in, n_1, ..., d_out] as a tuple of positive integers (at least two); with
+    `data` (a `Dataset`), d_in and d_out must also match its input and output dimensions.
+    **Raises:** `ConfigError` naming `widths`."""
     try:
         widths = tuple(int(w) for w in widths)
     except (TypeError, ValueError):
@@ -47,6 +50,13 @@ def _check_widths(widths) -> tuple[int, ...]:
         list(widths),
         "a list of at least two positive integers [d_in, n_1, ..., d_out]",
     )
+    if data is not None:
+        check(
+            widths[0] == data.in_dim and widths[-1] == data.out_dim,
+            "widths",
+            list(widths),
+            f"[d_in = {data.in_dim}, ..., d_out = {data.out_dim}] matching the data",
+        )
     return widths
 
 
@@ -59,7 +69,7 @@ def chain(weights: Sequence[Array]) -> Array:
 
 
 @final
-class DeepLinear(AbstractLinearModel):
+class DeepLinear(DimsFromWidths, AbstractLinearModel):
     """A deep linear network f(x) = W_H ⋯ W_1 x.
 
     **Arguments:**
@@ -87,7 +97,7 @@ class DeepLinear(AbstractLinearModel):
                     )
             self.weights = weights
             return
-        widths = _check_widths(widths)
+        widths = check_widths(widths)
         check(
             np.isfinite(init_scale) and init_scale > 0,
             "init_scale",
@@ -114,14 +124,6 @@ class DeepLinear(AbstractLinearModel):
     def depth(self) -> int:
         return len(self.weights)
 
-    @property
-    def in_dim(self) -> int:
-        return self.widths[0]
-
-    @property
-    def out_dim(self) -> int:
-        return self.widths[-1]
-
     def product(self) -> Float[Array, "d_out d_in"]:
         """W = W_H ⋯ W_1."""
         return chain(self.weights)
@@ -143,7 +145,7 @@ class DeepLinear(AbstractLinearModel):
     @classmethod
     def from_adjacency(cls, adjacency: Array, widths: Sequence[int]) -> DeepLinear:
         """Read the layers back from a block-shift adjacency matrix (the inverse of `to_adjacency`)."""
-        widths = _check_widths(widths)
+        widths = check_widths(widths)
         offsets = np.concatenate([[0], np.cumsum(widths)])
         check(
             adjacency.shape == (offsets[-1], offsets[-1]),
@@ -160,7 +162,7 @@ class DeepLinear(AbstractLinearModel):
 
 
 @final
-class AdjacencyDeepLinear(AbstractLinearModel):
+class AdjacencyDeepLinear(DimsFromWidths, AbstractLinearModel):
     """A deep linear network parametrised by its adjacency matrix A (all N² entries move).
 
     The risk is computed from the corner block (0, H) of A^H = Wᵀ, so the gradient flow of this
@@ -186,14 +188,6 @@ class AdjacencyDeepLinear(AbstractLinearModel):
     @property
     def depth(self) -> int:
         return len(self.widths) - 1
-
-    @property
-    def in_dim(self) -> int:
-        return self.widths[0]
-
-    @property
-    def out_dim(self) -> int:
-        return self.widths[-1]
 
     def _offsets(self):
         return np.concatenate([[0], np.cumsum(self.widths)])

@@ -58,7 +58,7 @@ from ._particles import (
     check_init_scale,
     check_particle_shapes,
     gaussian_positions,
-    positions_from,
+    initial_positions,
 )
 from ._two_layer import TwoLayerMeanField as TwoLayerMeanField
 from .resnet import ResNet
@@ -145,14 +145,9 @@ class MeanFieldResNet(AbstractLayeredModel, AbstractNeuronMeasure):
         particles = positive_int("particles", particles)
         init_scale = check_init_scale(init_scale)
         shape = (layers, particles)
-        if positions is None or callable(positions):
-            check(key is not None, "key", key, "a jax.random key (or pass positions=)")
-            if positions is None:
-                u, w, b = gaussian_positions(key, shape, dim, init_scale)
-            else:
-                u, w, b = positions_from(positions(key, shape, dim), shape)
-        else:
-            u, w, b = positions_from(positions, shape)
+        u, w, b = initial_positions(
+            positions, key, shape, dim, lambda k: gaussian_positions(k, shape, dim, init_scale)
+        )
         check_particle_shapes(u, w, b, shape, dim, dim)  # the particles the arguments describe
         self.u, self.w, self.b = u, w, b
         self.in_features = in_dim

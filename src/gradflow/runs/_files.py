@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .._atomic import TMP_PREFIX as TMP_PREFIX
+from .._atomic import atomic_write as atomic_write
+from .._atomic import temporary_name as temporary_name
 from .._errors import ConfigError, FileFormatError
-
-TMP_PREFIX = ".gradflow-tmp-"
 
 
 class RunFolderError(ConfigError):
@@ -51,48 +49,6 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     return value
-
-
-def _fsync_folder(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def temporary_name(path: Path) -> Path:
-    """A fresh temporary path beside `path` that keeps its suffix (writers that look at it)."""
-    return path.with_name(f"{TMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}-{path.name}")
-
-
-def atomic_write(path, write: Callable[[Path], Any]) -> Path:
-    """Write `path` atomically: `write(tmp)` creates a temporary file beside it, which is fsynced
-    and renamed over `path`. On any error the temporary file is removed and the error raised;
-    `path` is then unchanged."""
-    path = Path(path)
-    tmp = temporary_name(path)
-    try:
-        write(tmp)
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        raise
-    _fsync_folder(path.parent)
-    return path
 
 
 def write_bytes(path, data: bytes) -> Path:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .. import _interrupt
 from .._errors import ConfigError
+from .._progress import progress_bar
 from . import _report, _table
 from ._cell import folder_status
 from ._engines import ENGINES, execute
@@ -141,7 +142,7 @@ class _bar:
 
             console = Console(stderr=True)
             if progress is True or console.is_terminal:
-                self._progress = _rich_progress(console)
+                self._progress = progress_bar(console)
         self._total, self._done, self._name = total, done, name
 
     def __enter__(self):
@@ -160,25 +161,3 @@ class _bar:
     def __exit__(self, *exc):
         if self._progress is not None and self._given is None:
             self._progress.stop()
-
-
-def _rich_progress(console):
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    return Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("elapsed"),
-        TimeElapsedColumn(),
-        TextColumn("eta"),
-        TimeRemainingColumn(),
-        console=console,
-    )

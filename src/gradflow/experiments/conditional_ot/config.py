@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 
 import gradflow as gf
-from gradflow.experiments import checks, param
+from gradflow.experiments import checks, param, params
 from gradflow.experiments.mean_field_config import MeanFieldConfig
 
 
@@ -45,8 +45,8 @@ class ConditionalOTConfig(MeanFieldConfig):
         "a run converged when its final risk is below this",
         check=checks.open_interval(0.0, 1.0),
     )
-    rtol: float = param(1e-8, "relative tolerance of the flow", check=checks.number())
-    atol: float = param(1e-12, "absolute tolerance of the flow", check=checks.number())
+    rtol: float = params.rtol(1e-8)
+    atol: float = params.atol(1e-12)
     max_steps: int = param(40_000, "the solver's step budget per flow", check=checks.count())
     solver: str = param(
         "auto",

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 import pandas as pd
+
+from gradflow.plotting import figures_of, label_axes, panel, pyplot
 
 STYLES = ["-", "--", ":", "-."]
 
@@ -23,15 +26,6 @@ class Figures:
     start: np.ndarray
     end: np.ndarray
     picked: tuple[int, float]
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 CURVES = (
@@ -52,31 +46,27 @@ CURVES = (
 )
 
 
-def curves(plt, rec: Figures, figs: dict, captions: dict) -> None:
-    """Risk and PL ratio against t, one curve per (M, s)."""
+def curve(spec: tuple[str, str, str, str], rec: Figures):
+    """One of `CURVES` (column, stem, y label, caption) against t, one line per (M, s)."""
+    col, stem, ylabel, cap = spec
     ms = sorted({r["particles"] for r in rec.runs})
     scales = sorted({r["init_scale"] for r in rec.runs})
-    cmap = plt.get_cmap("viridis")
+    cmap = pyplot().get_cmap("viridis")
     colour = {m: cmap(i / max(len(ms) - 1, 1)) for i, m in enumerate(ms)}
-    for col, stem, ylabel, cap in CURVES:
-        fig, ax = plt.subplots(figsize=(7.5, 4.5))
-        for (m, s), g in rec.metrics.groupby(["particles", "init_scale"]):
-            g = g[(g.t > 0) & (g[col] > 0) & ((g.loss > 1e-14) if col == "pl_ratio" else True)]
-            style = STYLES[scales.index(s) % 4]
-            ax.loglog(g.t, g[col], style, color=colour[m], lw=1.3, label=f"M={m}, s={s:g}")
-        if col == "loss":
-            ax.axhline(rec.threshold, color="k", ls=":", lw=0.8)
-        ax.set_xlabel("flow time t")
-        ax.set_ylabel(ylabel)
-        ax.grid(True, which="major", alpha=0.3)
-        ax.legend(fontsize=7, ncol=2)
-        figs[stem] = fig
-        captions[stem] = cap.format(threshold=rec.threshold)
+    fig, ax = panel(7.5, 4.5)
+    for (m, s), g in rec.metrics.groupby(["particles", "init_scale"]):
+        g = g[(g.t > 0) & (g[col] > 0) & ((g.loss > 1e-14) if col == "pl_ratio" else True)]
+        style = STYLES[scales.index(s) % 4]
+        ax.loglog(g.t, g[col], style, color=colour[m], lw=1.3, label=f"M={m}, s={s:g}")
+    if col == "loss":
+        ax.axhline(rec.threshold, color="k", ls=":", lw=0.8)
+    label_axes(ax, "flow time t", ylabel, legend=7, ncol=2, grid="major")
+    return stem, fig, cap.format(threshold=rec.threshold)
 
 
-def final_and_transport(plt, rec: Figures, figs: dict, captions: dict) -> None:
+def final_and_transport(rec: Figures):
     """Final risk and W_C travelled against M, one line per scale."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    fig, axes = pyplot().subplots(1, 2, figsize=(10, 4))
     for j, s in enumerate(sorted({r["init_scale"] for r in rec.runs})):
         rs = [r for r in rec.runs if r["init_scale"] == s]
         x = [r["particles"] for r in rs]
@@ -85,29 +75,24 @@ def final_and_transport(plt, rec: Figures, figs: dict, captions: dict) -> None:
         wc = [np.nan if r["wc_travelled"] is None else r["wc_travelled"] for r in rs]
         axes[1].loglog(x, wc, "o" + STYLES[j % 4], label=f"s={s:g}")
     axes[0].axhline(rec.threshold, color="k", ls=":", lw=0.8)
-    axes[0].set_xlabel("particles per layer M")
-    axes[0].set_ylabel(f"risk at t = {rec.t1:g}")
-    axes[1].set_xlabel("particles per layer M")
-    axes[1].set_ylabel("W_C(μ_0, μ_T)")
-    for ax in axes:
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8)
-    figs["final_risk_and_transport"] = fig
-    captions["final_risk_and_transport"] = (
+    label_axes(axes[0], "particles per layer M", f"risk at t = {rec.t1:g}", grid="major")
+    label_axes(axes[1], "particles per layer M", "W_C(μ_0, μ_T)", grid="major")
+    caption = (
         "Left: final risk against the number of particles per layer (one line per init scale; "
         "the dotted line is the target). Right: conditional Wasserstein distance between the "
         "initial and final measures (how far the features moved: small = lazy)."
     )
+    return "final_risk_and_transport", fig, caption
 
 
-def clouds(plt, rec: Figures, figs: dict, captions: dict) -> None:
+def clouds(rec: Figures):
     """The picked run's particles at start and end on the two principal components."""
     p0, p1 = rec.start, rec.end
     s_k = (np.arange(p0.shape[0]) + 0.5) / p0.shape[0]
     both = np.concatenate([p0.reshape(-1, p0.shape[-1]), p1.reshape(-1, p1.shape[-1])])
     mean = both.mean(0)
     _, _, vt = np.linalg.svd(both - mean, full_matrices=False)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.3), sharex=True, sharey=True)
+    fig, axes = pyplot().subplots(1, 2, figsize=(10, 4.3), sharex=True, sharey=True)
     for ax, p, title in ((axes[0], p0, "initialisation"), (axes[1], p1, f"t = {rec.t1:g}")):
         z = (p.reshape(-1, p.shape[-1]) - mean) @ vt[:2].T
         colours = np.repeat(s_k, p.shape[1])
@@ -117,20 +102,16 @@ def clouds(plt, rec: Figures, figs: dict, captions: dict) -> None:
         ax.grid(True, alpha=0.3)
     axes[0].set_ylabel("PC 2")
     fig.colorbar(sc, ax=axes, label="layer s")
-    figs["particle_clouds"] = fig
     m, s = rec.picked
-    captions["particle_clouds"] = (
+    caption = (
         f"Particles θ = (u, w, b) of the run M={m}, s={s:g}, "
         "projected on the two principal components of all particles (start and end together), "
         "coloured by their layer s; the layer coordinate never moves, only θ does."
     )
+    return "particle_clouds", fig, caption
 
 
 def figures(rec: Figures) -> tuple[dict, dict]:
     """({stem: figure}, {stem: caption}) for the run."""
-    plt = _plt()
-    figs, captions = {}, {}
-    curves(plt, rec, figs, captions)
-    final_and_transport(plt, rec, figs, captions)
-    clouds(plt, rec, figs, captions)
-    return figs, captions
+    makers = [functools.partial(curve, spec) for spec in CURVES]
+    return figures_of(rec, (*makers, final_and_transport, clouds))

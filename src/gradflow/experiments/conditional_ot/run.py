@@ -210,8 +210,7 @@ def incomplete(cfg, runs) -> list[str]:
     ConditionalOTConfig,
 )
 def run(cfg: ConditionalOTConfig, context: RunContext) -> Result:
-    kdata, kmodel = jax.random.split(jax.random.PRNGKey(cfg.seed))
-    data = cfg.dataset(kdata)
+    data, kmodel = cfg.data_and_model_key()
     checks.loss_data(cfg.loss, data)  # the generated targets (a file's: at validation)
     q = cfg.state_dim
     m_max, plan = max(cfg.particles), cfg.plan()

@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 import gradflow as gf
-from gradflow.experiments import checks, param
+from gradflow.experiments import checks, param, params
 from gradflow.experiments.mean_field_config import MeanFieldConfig
 
 
@@ -42,8 +42,8 @@ class LojasiewiczConfig(MeanFieldConfig):
     )
     t1: float = param(1e5, "the horizon", check=checks.number())
     saves: int = param(400, "number of log-spaced saves (≥ 16)", check=checks.count(16), size=True)
-    rtol: float = param(1e-10, "relative tolerance of the flow", check=checks.number())
-    atol: float = param(1e-13, "absolute tolerance of the flow", check=checks.number())
+    rtol: float = params.rtol(1e-10)
+    atol: float = params.atol(1e-13)
     solver: str = param("tsit5", "the flow's solver", choices=lambda: list(gf.SOLVERS))
     controller: str = param("pid", "the step-size controller", choices=("integral", "pid"))
     piece: int = param(

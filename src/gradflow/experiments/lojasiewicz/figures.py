@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from gradflow.plotting import figures_of, label_axes, panel
+
 
 @dataclasses.dataclass(frozen=True)
 class Figures:
@@ -21,49 +23,39 @@ class Figures:
     polygon: np.ndarray
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def window(rec: Figures) -> tuple[np.ndarray, np.ndarray]:
-    """(F − F∞ > 0, the fit window within it), as masks over the saves."""
+def window(rec: Figures) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(F − F∞, where it is > 0, the fit window within that), the last two as masks over the
+    saves."""
     gap = rec.loss - rec.fit.f_inf
     ok = gap > 0
     lo, hi = rec.fit.window
-    return ok, ok & (gap >= lo) & (gap <= hi)
+    return gap, ok, ok & (gap >= lo) & (gap <= hi)
 
 
-def fit_figure(plt, rec: Figures, figs: dict, captions: dict) -> None:
+SIZE = (6.5, 4.5)
+
+
+def fit_figure(rec: Figures):
     fit, gn = rec.fit, rec.grad_norm
-    gap = rec.loss - fit.f_inf
-    ok, sel = window(rec)
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    gap, ok, sel = window(rec)
+    fig, ax = panel(*SIZE)
     ax.loglog(gap[ok], gn[ok], ".", ms=3, color="0.5", label="flow")
     ax.loglog(gap[sel], gn[sel], ".", ms=4, color="C0", label="fit window")
     xs = np.geomspace(gap[ok].min(), gap[ok].max(), 50)
     label = f"c (F−F∞)^(1−ϑ): ϑ={fit.theta:.3f}, c={fit.c:.3g}"
     ax.loglog(xs, fit.c * xs ** (1 - fit.theta), "C3-", lw=1, label=label)
-    ax.set_xlabel("F − F∞")
-    ax.set_ylabel("|∇F|_G")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
-    figs["lojasiewicz_fit"] = fig
-    captions["lojasiewicz_fit"] = (
+    label_axes(ax, "F − F∞", "|∇F|_G", grid="major")
+    caption = (
         "|∇F| against F − F∞ (log-log) along the flow with the fitted Łojasiewicz line "
         "|∇F| = c (F − F∞)^(1−ϑ); slope 1/2 means ϑ = 1/2 (PL, exponential convergence)."
     )
+    return "lojasiewicz_fit", fig, caption
 
 
-def decay_figure(plt, rec: Figures, figs: dict, captions: dict) -> None:
+def decay_figure(rec: Figures):
     fit, t = rec.fit, rec.t
-    gap = rec.loss - fit.f_inf
-    ok, sel = window(rec)
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    gap, ok, sel = window(rec)
+    fig, ax = panel(*SIZE)
     ax.loglog(t[ok & (t > 0)], gap[ok & (t > 0)], "-", color="C0", label="F − F∞ (measured)")
     tw = t[sel]
     if tw.size:
@@ -74,39 +66,28 @@ def decay_figure(plt, rec: Figures, figs: dict, captions: dict) -> None:
             pred = gap[sel][0] * np.exp(-fit.predicted_rate * (tw - tw[0]))
             label = f"predicted exp(−{fit.predicted_rate:.3g} t)"
         ax.loglog(tw, pred, "--", color="C3", lw=1.5, label=label)
-    ax.set_xlabel("flow time t")
-    ax.set_ylabel("F − F∞")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
-    figs["gap_decay"] = fig
-    captions["gap_decay"] = (
+    label_axes(ax, "flow time t", "F − F∞", grid="major")
+    caption = (
         "F(t) − F∞ with the decay the fitted (ϑ, c) predict on the fit window "
         "(exponential with rate c² when ϑ = 1/2, t^(−1/(1−2ϑ)) otherwise)."
     )
+    return "gap_decay", fig, caption
 
 
-def path_figure(plt, rec: Figures, figs: dict, captions: dict) -> None:
+def path_figure(rec: Figures):
     t = rec.t
     pos = t > 0
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    fig, ax = panel(*SIZE)
     ax.semilogx(t[pos], rec.path[pos], "-", label="∫|∇F|_G dt (speed)")
     ax.semilogx(t[pos], rec.polygon[pos], "--", label="polygon through saves")
-    ax.set_xlabel("flow time t")
-    ax.set_ylabel("cumulative path length (flow metric)")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
-    figs["path_length"] = fig
-    captions["path_length"] = (
+    label_axes(ax, "flow time t", "cumulative path length (flow metric)", grid="major")
+    caption = (
         "Cumulative path length ∫_0^t |θ'|_G dt in the flow's own (conditional Wasserstein) "
         "metric: it levels off, i.e. the path has finite length as Łojasiewicz predicts."
     )
+    return "path_length", fig, caption
 
 
 def figures(rec: Figures) -> tuple[dict, dict]:
     """({stem: figure}, {stem: caption}) for the run."""
-    plt = _plt()
-    figs, captions = {}, {}
-    fit_figure(plt, rec, figs, captions)
-    decay_figure(plt, rec, figs, captions)
-    path_figure(plt, rec, figs, captions)
-    return figs, captions
+    return figures_of(rec, (fit_figure, decay_figure, path_figure))

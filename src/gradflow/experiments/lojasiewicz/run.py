@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import jax
 import numpy as np
 
 import gradflow as gf
@@ -124,8 +123,7 @@ def progress(advance):
     LojasiewiczConfig,
 )
 def run(cfg: LojasiewiczConfig, context: RunContext) -> Result:
-    kdata, kmodel = jax.random.split(jax.random.PRNGKey(cfg.seed))
-    data = cfg.dataset(kdata)
+    data, kmodel = cfg.data_and_model_key()
     checks.loss_data(cfg.loss, data)  # the generated targets (a file's: at validation)
     model = cfg.model(kmodel)
     ts = np.concatenate([[0.0], np.geomspace(cfg.t1 * 1e-7, cfg.t1, cfg.saves)])

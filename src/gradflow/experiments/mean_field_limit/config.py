@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 
 import gradflow as gf
-from gradflow.experiments import checks, param
+from gradflow.experiments import checks, param, params
 from gradflow.experiments.mean_field_config import MeanFieldConfig
 
 NESTED = "sizes whose doubles all divide the largest (e.g. powers of two)"
@@ -34,8 +34,8 @@ class MeanFieldLimitConfig(MeanFieldConfig):
     init_scale: float = param(1.0, "spread of the Gaussian initial measure", check=checks.number())
     t1: float = param(20.0, "the time at which the flows are compared", check=checks.number())
     seeds: int = param(3, "number of independent draws", check=checks.count(), size=True)
-    rtol: float = param(1e-8, "relative tolerance of the flow", check=checks.number())
-    atol: float = param(1e-10, "absolute tolerance of the flow", check=checks.number())
+    rtol: float = params.rtol(1e-8)
+    atol: float = params.atol(1e-10)
     saves: int = param(
         41,
         "evenly spaced saves per flow (fewer kept where they would not fit)",

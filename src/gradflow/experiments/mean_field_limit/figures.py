@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 import gradflow as gf
+from gradflow.plotting import figures_of, label_axes, panel, pyplot
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,17 +22,8 @@ class Figures:
     metrics: pd.DataFrame
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def distances(plt, rec: Figures, figs: dict, captions: dict) -> None:
-    fig, ax = plt.subplots(figsize=(6.8, 4.6))
+def distances(rec: Figures):
+    fig, ax = panel(6.8, 4.6)
     for key, label, mk in (
         ("wc_final", f"W_C(μ^M, μ^2M) at t={rec.t1:g}", "o-"),
         ("wc_initial", "W_C at t=0 (sampling)", "s--"),
@@ -48,41 +40,31 @@ def distances(plt, rec: Figures, figs: dict, captions: dict) -> None:
     x = np.array([p["particles"] for p in rec.pairs], float)
     ref = rec.pairs[0]["output_distance"] * (x / x[0]) ** -0.5
     ax.loglog(x, ref, "k:", lw=1, label="M^(-1/2)")
-    ax.set_xlabel("particles per layer M")
-    ax.set_ylabel("distance between the M and 2M runs")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
-    figs["mean_field_limit"] = fig
-    captions["mean_field_limit"] = (
+    label_axes(ax, "particles per layer M", "distance between the M and 2M runs", legend=7)
+    caption = (
         "Distances between the flows with M and 2M particles per layer at the final time "
         "(mean over seeds): conditional Wasserstein W_C (and at t = 0), output distance and "
         "synchronous-coupling distance, with slopes; W_C is limited by sampling in dimension "
         f"{rec.dims}."
     )
+    return "mean_field_limit", fig, caption
 
 
-def risks(plt, rec: Figures, figs: dict, captions: dict) -> None:
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    cmap = plt.get_cmap("viridis")
+def risks(rec: Figures):
+    fig, ax = panel(6.5, 4.2)
+    cmap = pyplot().get_cmap("viridis")
     frame = rec.metrics
     sizes = sorted(frame.particles.unique())
     for i, m in enumerate(sizes):
         g = frame[(frame.seed == 0) & (frame.particles == m)]
         ax.semilogy(g.t, g.loss, color=cmap(i / max(len(sizes) - 1, 1)), label=f"M={m}")
-    ax.set_xlabel("flow time t")
-    ax.set_ylabel("risk")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7)
-    figs["risk_by_particles"] = fig
-    captions["risk_by_particles"] = (
+    label_axes(ax, "flow time t", "risk", legend=7, grid="major")
+    caption = (
         "Risk along the flow for each particle count (seed 0): the curves converge as M grows."
     )
+    return "risk_by_particles", fig, caption
 
 
 def figures(rec: Figures) -> tuple[dict, dict]:
     """({stem: figure}, {stem: caption}) for the run."""
-    plt = _plt()
-    figs, captions = {}, {}
-    distances(plt, rec, figs, captions)
-    risks(plt, rec, figs, captions)
-    return figs, captions
+    return figures_of(rec, (distances, risks))

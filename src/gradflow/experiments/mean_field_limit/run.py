@@ -39,7 +39,7 @@ def solve(cfg, model, data, ts, plan, context, name):
 def flows(cfg, data, context) -> tuple[dict, dict, dict, pd.DataFrame]:
     """For every seed and size M: the start and end measures (M particles), the outputs at the
     end on the data, and the risk series."""
-    kmodel = jax.random.split(jax.random.PRNGKey(cfg.seed))[1]
+    kmodel = cfg.keys()[1]
     sizes, q = cfg.sizes(), cfg.state_dim
     m_max, plan = max(sizes), cfg.plan()
     ts = np.linspace(0.0, cfg.t1, plan.saves)
@@ -153,7 +153,7 @@ def summary_of(cfg, pairs, dims) -> dict:
     MeanFieldLimitConfig,
 )
 def run(cfg: MeanFieldLimitConfig, context: RunContext) -> Result:
-    data = cfg.dataset(jax.random.split(jax.random.PRNGKey(cfg.seed))[0])
+    data = cfg.dataset(cfg.keys()[0])
     checks.loss_data(cfg.loss, data)  # the generated targets (a file's: at validation)
     initials, finals, outputs, metrics = flows(cfg, data, context)
     pairs = [pair(cfg, m, initials, finals, outputs) for m in sorted(set(cfg.particles))]

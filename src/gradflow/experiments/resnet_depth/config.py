@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from gradflow.experiments import ExperimentConfig, checks, param
+from gradflow.experiments import ExperimentConfig, checks, param, params
 from gradflow.experiments import resnet_common as common
 
 
@@ -27,7 +27,7 @@ class DepthConfig(ExperimentConfig):
     inits: tuple[str, ...] = param(
         ("tied", "smooth", "iid"), "initialisations compared", choices=common.inits
     )
-    activation: str = param("gelu", "activation of the residual layers", choices=common.activations)
+    activation: str = common.activation_param()
     length_scale: float = param(
         0.2, "ℓ of the smooth init's squared-exponential kernel in depth", check=checks.number()
     )
@@ -51,8 +51,8 @@ class DepthConfig(ExperimentConfig):
         choices=common.inits,
     )
     fit_min_depth: int = param(8, "slopes are fitted on depths ≥ this", check=checks.count())
-    rtol: float = param(1e-6, "relative tolerance of the flow", check=checks.number())
-    atol: float = param(1e-8, "absolute tolerance of the flow", check=checks.number())
+    rtol: float = params.rtol(1e-6)
+    atol: float = params.atol(1e-8)
     loss: str = common.loss_param()
     data: str | None = common.data_param()
 

@@ -8,13 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from gradflow.experiments.resnet_common import (
-    INIT_COLORS,
-    figures_of,
-    label_axes,
-    subplots,
-    time_cmap,
-)
+from gradflow.experiments.resnet_common import INIT_COLORS
+from gradflow.plotting import figures_of, label_axes, panel, subplots, time_cmap
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,8 +86,7 @@ def _smoothness(r: DepthFigures):
 
 
 def _ode_gap(r: DepthFigures):
-    fig, axes = subplots(1)
-    ax = axes[0, 0]
+    fig, ax = panel()
     for init in r.inits:
         _trained_and_init(ax, r, init, "ode_gap_trained", "ode_gap_init")
     ylabel = r"$\max_i |f_L(x_i) - f_{ODE}(x_i)|$"

@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from gradflow.experiments.resnet_common import INIT_COLORS, subplots
+from gradflow.experiments.resnet_common import INIT_COLORS
+from gradflow.plotting import subplots
 
 
 @dataclasses.dataclass(frozen=True)

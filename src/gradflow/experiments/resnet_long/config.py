@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from gradflow.experiments import ExperimentConfig, checks, param
+from gradflow.experiments import ExperimentConfig, checks, param, params
 from gradflow.experiments import resnet_common as common
 
 from .problem import long_problem
@@ -25,24 +25,22 @@ class LongConfig(ExperimentConfig):
     width: int = param(64, "width m of the residual layers", check=checks.count(), size=True)
     depth: int = param(64, "number of residual layers L", check=checks.count(), size=True)
     init_scheme: str = param("tied", "initialisation of the residual weights", choices=common.inits)
-    activation: str = param("gelu", "activation of the residual layers", choices=common.activations)
+    activation: str = common.activation_param()
     length_scale: float = param(
         0.2, "ℓ of the smooth init's kernel in depth", check=checks.number()
     )
     target_risk: float = param(
         1e-7, "stop where the paper's risk ℓ = 2F crosses this", check=checks.number()
     )
-    t_first: float = param(1.0, "first saved time after t = 0 (log grid)", check=checks.number())
-    t_max: float = param(20000.0, "last saved time, the horizon (> t_first)", check=checks.number())
-    saves: int = param(
-        160, "number of log-spaced saves in [t_first, t_max]", check=checks.count(), size=True
-    )
-    piece: int = param(16, "saves per solve (a divisor of saves)", check=checks.count(), size=True)
+    t_first: float = params.t_first()
+    t_max: float = params.t_max()
+    saves: int = params.log_saves(160)
+    piece: int = params.piece(16)
     solver: str = param(
         "rkc", "the flow's solver ('rkc': the tail is stiff)", choices=common.solvers
     )
-    rtol: float = param(1e-6, "relative tolerance of the flow", check=checks.number())
-    atol: float = param(1e-10, "absolute tolerance of the flow", check=checks.number())
+    rtol: float = params.rtol(1e-6)
+    atol: float = params.atol(1e-10)
     paper_lr: float = param(
         0.32, "the paper's GD step on ℓ, to express times as GD steps", check=checks.number()
     )

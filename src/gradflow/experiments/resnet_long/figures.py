@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from gradflow.experiments.resnet_common import figures_of, label_axes, subplots, time_cmap
+from gradflow.plotting import figures_of, label_axes, subplots, time_cmap
 
 
 @dataclasses.dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from gradflow.experiments import ExperimentConfig, checks, param
+from gradflow.experiments import ExperimentConfig, checks, param, params
 from gradflow.experiments import resnet_common as common
 
 
@@ -27,16 +27,14 @@ class PLConfig(ExperimentConfig):
         check=checks.items(checks.count(), what="positive integers"),
         size=True,
     )
-    activation: str = param("gelu", "activation of the residual layers", choices=common.activations)
+    activation: str = common.activation_param()
     target_risk: float = param(
         1e-8, "ℓ = 2F below which a run counts as converged (it stops there)", check=checks.number()
     )
-    t_first: float = param(1.0, "first saved time after t = 0 (log grid)", check=checks.number())
-    t_max: float = param(20000.0, "the horizon (> t_first)", check=checks.number())
-    saves: int = param(
-        64, "number of log-spaced saves in [t_first, t_max]", check=checks.count(), size=True
-    )
-    piece: int = param(8, "saves per solve (a divisor of saves)", check=checks.count(), size=True)
+    t_first: float = params.t_first()
+    t_max: float = params.t_max()
+    saves: int = params.log_saves(64)
+    piece: int = params.piece(8)
     pl_floor: float = param(
         1e-4,
         "a run keeps PL when its minimum PL ratio along the path exceeds this",
@@ -45,8 +43,8 @@ class PLConfig(ExperimentConfig):
     solver: str = param(
         "rkc", "the flow's solver ('rkc': the tails are stiff)", choices=common.solvers
     )
-    rtol: float = param(1e-6, "relative tolerance of the flow", check=checks.number())
-    atol: float = param(1e-10, "absolute tolerance of the flow", check=checks.number())
+    rtol: float = params.rtol(1e-6)
+    atol: float = params.atol(1e-10)
     loss: str = common.loss_param()
     data: str | None = common.data_param()
 

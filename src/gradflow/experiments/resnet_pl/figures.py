@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 import gradflow as gf
-from gradflow.experiments.resnet_common import figures_of, label_axes, subplots, time_cmap
+from gradflow.plotting import figures_of, label_axes, subplots, time_cmap
 
 
 @dataclasses.dataclass(frozen=True)

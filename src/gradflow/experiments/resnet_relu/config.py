@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from gradflow.experiments import ExperimentConfig, checks, param
+from gradflow.experiments import ExperimentConfig, checks, param, params
 from gradflow.experiments import resnet_common as common
 
 
@@ -30,8 +30,8 @@ class ReluConfig(ExperimentConfig):
         "ReLU (the counter-example) and, for contrast, smooth ones",
         choices=common.activations,
     )
-    rtol: float = param(1e-10, "relative tolerance of the flow", check=checks.number())
-    atol: float = param(1e-12, "absolute tolerance of the flow", check=checks.number())
+    rtol: float = params.rtol(1e-10)
+    atol: float = params.atol(1e-12)
     loss: str = common.loss_param()
     data: str | None = common.data_param()
 

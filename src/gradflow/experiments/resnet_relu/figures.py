@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from gradflow.experiments.resnet_common import figures_of, label_axes, subplots, time_cmap
+from gradflow.plotting import figures_of, label_axes, panel, subplots, time_cmap
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,7 +45,7 @@ def _weights(r: ReluFigures):
                 label=f"2L = {2 * half}",
             )
         ax.set_title(f"{activation}: trained weights", fontsize=10)
-        label_axes(ax, "layer k/(2L)", "trained $w_k$", legend=7, grid=False)
+        label_axes(ax, "layer k/(2L)", "trained $w_k$", legend=7, grid=None)
     caption = (
         "Trained weights against the layer: with ReLU they alternate between −1/(2L) (dead odd "
         "layers) and w* (even layers), for every depth; with GELU they form a smooth profile."
@@ -54,8 +54,7 @@ def _weights(r: ReluFigures):
 
 
 def _differences(r: ReluFigures):
-    fig, axes = subplots(1)
-    ax = axes[0, 0]
+    fig, ax = panel()
     for activation in r.activations:
         sub = r.frame[r.frame.activation == activation].sort_values("depth")
         ax.loglog(sub.depth, sub.max_diff, "o-", label=f"{activation}: max_k |w_(k+1) − w_k|")

@@ -4,21 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
+from gradflow.plotting import label_axes, panel
 
 
 def make_figures(esc, negatives, mf, rn, points):
     """{stem: figure} and {stem: caption}: escape times, negative starts, polishing histories."""
-    plt = _plt()
     figures, captions = {}, {}
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    fig, ax = panel(6.4, 4.4)
     for (depth, modes), group in esc.groupby(["depth", "modes"]):
         line = ax.loglog(group["eps"], group["predicted"], "-", lw=1)[0]
         ax.loglog(
@@ -28,10 +20,13 @@ def make_figures(esc, negatives, mf, rn, points):
             color=line.get_color(),
             label=f"H={depth}, J={modes}",
         )
-    ax.set_xlabel("ε (distance along the balanced escape direction)")
-    ax.set_ylabel("escape time (next mode at s/2)")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
+    label_axes(
+        ax,
+        "ε (distance along the balanced escape direction)",
+        "escape time (next mode at s/2)",
+        legend=7,
+        ncol=2,
+    )
     figures["escape_times"] = fig
     captions["escape_times"] = (
         "Escape time from each deep-linear saddle moved by ε along the balanced direction of its "
@@ -39,7 +34,7 @@ def make_figures(esc, negatives, mf, rn, points):
         "ε^−(H−2) for H ≥ 3."
     )
     if negatives:
-        fig, ax = plt.subplots(figsize=(6.4, 4.0))
+        fig, ax = panel(6.4, 4.0)
         for n in negatives:
             ax.plot(
                 np.array(n["ts"]) / n["horizon"],
@@ -47,28 +42,28 @@ def make_figures(esc, negatives, mf, rn, points):
                 label=f"H={n['depth']}, J={n['modes']}",
             )
         ax.set_yscale("log")
-        ax.set_xlabel("t / horizon (10 × the positive start's escape time)")
-        ax.set_ylabel("|mode strength| on the next mode")
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7)
+        label_axes(
+            ax,
+            "t / horizon (10 × the positive start's escape time)",
+            "|mode strength| on the next mode",
+            legend=7,
+            grid="major",
+        )
         figures["negative_starts"] = fig
         captions["negative_starts"] = (
             "Balanced starts whose product is negative on the next mode (H ≥ 3): the mode strength "
             "decays instead of escaping, although the ray expansion's sign alone says nothing."
         )
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    fig, ax = panel(6.4, 4.0)
     for label, res in (("mean-field (L2)", mf), ("ResNet", rn)):
         ax.semilogy(np.arange(len(res.history)), res.history, "o-", label=f"{label}: {res.kind}")
-    ax.set_xlabel("Levenberg–Marquardt iteration")
-    ax.set_ylabel("|∇F| in the flow's metric")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
+    label_axes(ax, "Levenberg–Marquardt iteration", "|∇F| in the flow's metric", grid="major")
     figures["polishing"] = fig
     captions["polishing"] = (
         "gf.critical_point from the ends of a regularised mean-field flow (an isolated minimum) "
         "and of a ResNet flow stopped at risk 1e-4 (a zero-risk manifold): |∇F| per iteration."
     )
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    fig, ax = panel(6.4, 4.0)
     labels = [f"H{p['depth']} {p['modes']}" for p in points]
     x = np.arange(len(points))
     ax.bar(x - 0.2, [p["orbit_dimension"] for p in points], 0.4, label="orbit dimension")
