@@ -120,6 +120,9 @@ def main(argv=None) -> int:
     status = 0
     for name, overrides, stem in runs:
         folder = Path(args.runs) / stem
+        if not (BASELINE / f"{stem}.json").is_file():
+            print(f"{stem:22s} new     (no baseline: the experiment came after {BASELINE.name})")
+            continue
         if not args.no_run:
             kwargs = (
                 {"overwrite": True} if "overwrite" in run_experiment.__code__.co_varnames else {}
