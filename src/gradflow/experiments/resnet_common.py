@@ -11,12 +11,13 @@ weights, Euclidean) for N steps reaches gradflow time t = 2·N·lr/L (`gf.analyt
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import numpy as np
 
 import gradflow as gf
-from gradflow.experiments import checks, param
+from gradflow.experiments import ExperimentConfig, checks, param
 
 GEOMETRY = "conditional_wasserstein"
 UNITS = (
@@ -72,6 +73,15 @@ def loss_param():
     return param(
         "half_mse", "the risk F of the outputs against y (gf.losses)", choices=checks.loss_names
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class LossDataConfig(ExperimentConfig):
+    """The fields of a `resnet-*` experiment on generated data: its risk `loss` and the user's
+    `data` in place of the generated samples (they come first in its config)."""
+
+    loss: str = loss_param()
+    data: str | None = data_param()
 
 
 def init_param():

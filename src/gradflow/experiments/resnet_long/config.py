@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 
-from gradflow.experiments import ExperimentConfig, checks, param, params
+from gradflow.experiments import checks, param, params
 from gradflow.experiments import resnet_common as common
 
 from .problem import long_problem
 
 
 @dataclasses.dataclass(frozen=True)
-class LongConfig(ExperimentConfig):
+class LongConfig(common.LossDataConfig):
     """The paper's Fig. 2 setting: one network flowed until its (paper's) risk ℓ = 2F is below
     `target_risk`, or until `t_max` (`gradflow describe resnet-long`)."""
 
@@ -44,8 +44,6 @@ class LongConfig(ExperimentConfig):
     paper_lr: float = param(
         0.32, "the paper's GD step on ℓ, to express times as GD steps", check=checks.number()
     )
-    loss: str = common.loss_param()
-    data: str | None = common.data_param()
     init: str | None = common.init_param()
 
     def validate(self) -> None:

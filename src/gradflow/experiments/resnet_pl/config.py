@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 
-from gradflow.experiments import ExperimentConfig, checks, param, params
+from gradflow.experiments import checks, param, params
 from gradflow.experiments import resnet_common as common
 
 
 @dataclasses.dataclass(frozen=True)
-class PLConfig(ExperimentConfig):
+class PLConfig(common.LossDataConfig):
     """Width against sample size: does the flow reach an interpolating minimum, with the PL ratio
     bounded away from zero? (`gradflow describe resnet-pl`)"""
 
@@ -45,8 +45,6 @@ class PLConfig(ExperimentConfig):
     )
     rtol: float = params.rtol(1e-6)
     atol: float = params.atol(1e-10)
-    loss: str = common.loss_param()
-    data: str | None = common.data_param()
 
     def validate(self) -> None:
         super().validate()
