@@ -196,6 +196,18 @@ def require_log_grid(config) -> None:
     )
 
 
+def risk_head(loss: str) -> dict:
+    """The first keys of a summary on the paper's risk ℓ = (1/n)Σ|f − y|² = 2F: the loss, the
+    geometry and how ℓ is read for this loss."""
+    return {
+        "loss": loss,
+        "geometry": GEOMETRY,
+        "risk": checks.risk_text(
+            loss, "ℓ = (1/n)Σ|f − y|² = 2F (the paper's)", "ℓ = 2F, F the {loss} risk (gf.losses)"
+        ),
+    }
+
+
 def flow_to_level(model, data, config, context, label: str, checkpoint=None, **kwargs):
     """`gf.flow_in_pieces` in the conditional-Wasserstein geometry with `config`'s solver, rtol
     and atol, saving at t = 0 and `config.saves` log-spaced times in [t_first, t_max],
