@@ -204,11 +204,11 @@ def incomplete(cfg, runs) -> list[str]:
     ]
 
 
-@register(
-    "conditional-ot",
-    "mean-field ResNet, conditional-OT flow: features × initial scale, where it reaches 1e-8",
-    ConditionalOTConfig,
-)
+# the line `gradflow list` shows
+ABOUT = "mean-field ResNet, conditional-OT flow: features × initial scale, where it reaches 1e-8"
+
+
+@register("conditional-ot", ABOUT, ConditionalOTConfig)
 def run(cfg: ConditionalOTConfig, context: RunContext) -> Result:
     data, kmodel = cfg.data_and_model_key()
     checks.loss_data(cfg.loss, data)  # the generated targets (a file's: at validation)
