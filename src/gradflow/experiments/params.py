@@ -55,3 +55,8 @@ def flow_saves(default: int, spacing: str):
 def wc_max_particles(meaning: str):
     """The most particles for which a W_C distance is computed (its cost grows like M² to M³)."""
     return param(4096, meaning, check=checks.count())
+
+
+def flow_options(config) -> dict:
+    """The `gf.flow` keywords a config with rtol, atol, max_steps and loss fields sets."""
+    return dict(rtol=config.rtol, atol=config.atol, max_steps=config.max_steps, loss=config.loss)

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 import gradflow as gf
-from gradflow.experiments import Result, checks, register
+from gradflow.experiments import Result, checks, params, register
 
 from .config import ConditionalOTConfig
 from .figures import Figures, figures
@@ -54,14 +54,7 @@ def choose(cfg: ConditionalOTConfig, model, data) -> str:
 def solve(cfg, model, data, ts, plan, solver, context, name):
     """(trajectory, status): one flow, in pieces with a checkpoint where its saves do not fit one
     batch (`plan.piece`)."""
-    kwargs = dict(
-        geometry=GEOMETRY,
-        rtol=cfg.rtol,
-        atol=cfg.atol,
-        solver=solver,
-        max_steps=cfg.max_steps,
-        loss=cfg.loss,
-    )
+    kwargs = dict(geometry=GEOMETRY, solver=solver, **params.flow_options(cfg))
     try:
         if plan.piece >= len(ts) - 1:
             return gf.flow(model, data, cfg.t1, saveat=ts, **kwargs), "ok"
