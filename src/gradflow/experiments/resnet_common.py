@@ -17,7 +17,7 @@ from collections.abc import Callable
 import numpy as np
 
 import gradflow as gf
-from gradflow.experiments import ExperimentConfig, checks, param
+from gradflow.experiments import ExperimentConfig, checks, param, params
 
 GEOMETRY = "conditional_wasserstein"
 UNITS = (
@@ -194,6 +194,20 @@ def require_log_grid(config) -> None:
             "saves": f"a multiple of piece = {config.piece}",
         },
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class LogGridConfig(LossDataConfig):
+    """A `resnet-*` flow until ℓ < target_risk or t_max, saved on a log grid [t_first, t_max] in
+    pieces, whose PL ratio needs a loss with minimum 0 (its subclass sets saves and piece)."""
+
+    t_first: float = params.t_first()
+    t_max: float = params.t_max()
+
+    def validate(self) -> None:
+        super().validate()
+        require_log_grid(self)
+        checks.require_loss(self, minimum="the PL ratio")
 
 
 def risk_head(loss: str) -> dict:

@@ -11,7 +11,7 @@ from .problem import long_problem
 
 
 @dataclasses.dataclass(frozen=True)
-class LongConfig(common.LossDataConfig):
+class LongConfig(common.LogGridConfig):
     """The paper's Fig. 2 setting: one network flowed until its (paper's) risk ℓ = 2F is below
     `target_risk`, or until `t_max` (`gradflow describe resnet-long`)."""
 
@@ -32,8 +32,6 @@ class LongConfig(common.LossDataConfig):
     target_risk: float = param(
         1e-7, "stop where the paper's risk ℓ = 2F crosses this", check=checks.number()
     )
-    t_first: float = params.t_first()
-    t_max: float = params.t_max()
     saves: int = params.log_saves(160)
     piece: int = params.piece(16)
     solver: str = param(
@@ -48,8 +46,6 @@ class LongConfig(common.LossDataConfig):
 
     def validate(self) -> None:
         super().validate()
-        common.require_log_grid(self)
-        checks.require_loss(self, minimum="the PL ratio")
         if self.data is not None or self.init is not None:
             long_problem(self)  # reads both files: shapes, finiteness, dimensions
 
