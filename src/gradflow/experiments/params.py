@@ -41,3 +41,22 @@ def log_saves(default: int):
 def piece(default: int):
     """Saves per solve of a flow in pieces."""
     return param(default, "saves per solve (a divisor of saves)", check=checks.count(), size=True)
+
+
+def flow_saves(default: int, spacing: str):
+    """Saves per flow (`spacing`: how they are spaced), fewer kept where they would not fit."""
+    return param(
+        default,
+        f"{spacing} saves per flow (fewer kept where they would not fit)",
+        check=checks.count(2),
+    )
+
+
+def wc_max_particles(meaning: str):
+    """The most particles for which a W_C distance is computed (its cost grows like M² to M³)."""
+    return param(4096, meaning, check=checks.count())
+
+
+def flow_options(config) -> dict:
+    """The `gf.flow` keywords a config with rtol, atol, max_steps and loss fields sets."""
+    return dict(rtol=config.rtol, atol=config.atol, max_steps=config.max_steps, loss=config.loss)

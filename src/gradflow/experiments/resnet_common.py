@@ -11,12 +11,13 @@ weights, Euclidean) for N steps reaches gradflow time t = 2·N·lr/L (`gf.analyt
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import numpy as np
 
 import gradflow as gf
-from gradflow.experiments import checks, param
+from gradflow.experiments import ExperimentConfig, checks, param, params
 
 GEOMETRY = "conditional_wasserstein"
 UNITS = (
@@ -72,6 +73,15 @@ def loss_param():
     return param(
         "half_mse", "the risk F of the outputs against y (gf.losses)", choices=checks.loss_names
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class LossDataConfig(ExperimentConfig):
+    """The fields of a `resnet-*` experiment on generated data: its risk `loss` and the user's
+    `data` in place of the generated samples (they come first in its config)."""
+
+    loss: str = loss_param()
+    data: str | None = data_param()
 
 
 def init_param():
@@ -184,6 +194,32 @@ def require_log_grid(config) -> None:
             "saves": f"a multiple of piece = {config.piece}",
         },
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class LogGridConfig(LossDataConfig):
+    """A `resnet-*` flow until ℓ < target_risk or t_max, saved on a log grid [t_first, t_max] in
+    pieces, whose PL ratio needs a loss with minimum 0 (its subclass sets saves and piece)."""
+
+    t_first: float = params.t_first()
+    t_max: float = params.t_max()
+
+    def validate(self) -> None:
+        super().validate()
+        require_log_grid(self)
+        checks.require_loss(self, minimum="the PL ratio")
+
+
+def risk_head(loss: str) -> dict:
+    """The first keys of a summary on the paper's risk ℓ = (1/n)Σ|f − y|² = 2F: the loss, the
+    geometry and how ℓ is read for this loss."""
+    return {
+        "loss": loss,
+        "geometry": GEOMETRY,
+        "risk": checks.risk_text(
+            loss, "ℓ = (1/n)Σ|f − y|² = 2F (the paper's)", "ℓ = 2F, F the {loss} risk (gf.losses)"
+        ),
+    }
 
 
 def flow_to_level(model, data, config, context, label: str, checkpoint=None, **kwargs):

@@ -53,15 +53,9 @@ class ConditionalOTConfig(MeanFieldConfig):
         "the flow's solver ('auto': Tsit5 unless its stability limit exceeds max_steps, then RKC)",
         choices=solver_names,
     )
-    saves: int = param(
-        200,
-        "log-spaced saves per flow (fewer kept where they would not fit)",
-        check=checks.count(2),
-    )
-    wc_max_particles: int = param(
-        4096,
-        "W_C(start, end) is computed for M up to this (its cost grows like M² to M³)",
-        check=checks.count(),
+    saves: int = params.flow_saves(200, "log-spaced")
+    wc_max_particles: int = params.wc_max_particles(
+        "W_C(start, end) is computed for M up to this (its cost grows like M² to M³)"
     )
 
     def plan(self, memory: float | None = None) -> gf.models.FlowPlan:

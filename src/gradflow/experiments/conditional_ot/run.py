@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 import gradflow as gf
-from gradflow.experiments import Result, checks, register
+from gradflow.experiments import Result, checks, params, register
 
 from .config import ConditionalOTConfig
 from .figures import Figures, figures
@@ -54,14 +54,7 @@ def choose(cfg: ConditionalOTConfig, model, data) -> str:
 def solve(cfg, model, data, ts, plan, solver, context, name):
     """(trajectory, status): one flow, in pieces with a checkpoint where its saves do not fit one
     batch (`plan.piece`)."""
-    kwargs = dict(
-        geometry=GEOMETRY,
-        rtol=cfg.rtol,
-        atol=cfg.atol,
-        solver=solver,
-        max_steps=cfg.max_steps,
-        loss=cfg.loss,
-    )
+    kwargs = dict(geometry=GEOMETRY, solver=solver, **params.flow_options(cfg))
     try:
         if plan.piece >= len(ts) - 1:
             return gf.flow(model, data, cfg.t1, saveat=ts, **kwargs), "ok"
@@ -204,11 +197,11 @@ def incomplete(cfg, runs) -> list[str]:
     ]
 
 
-@register(
-    "conditional-ot",
-    "mean-field ResNet, conditional-OT flow: features × initial scale, where it reaches 1e-8",
-    ConditionalOTConfig,
-)
+# the line `gradflow list` shows
+ABOUT = "mean-field ResNet, conditional-OT flow: features × initial scale, where it reaches 1e-8"
+
+
+@register("conditional-ot", ABOUT, ConditionalOTConfig)
 def run(cfg: ConditionalOTConfig, context: RunContext) -> Result:
     data, kmodel = cfg.data_and_model_key()
     checks.loss_data(cfg.loss, data)  # the generated targets (a file's: at validation)

@@ -19,6 +19,11 @@ MAX_PARAMS = 4000
 DISTINCT_S = 1e-6
 
 
+def _optional_number(meaning: str):
+    """A field that is none (derived or off) or a positive number."""
+    return param(None, meaning, check=checks.optional(checks.number()))
+
+
 def _solvers():
     return ["auto", *gf.SOLVERS]
 
@@ -72,11 +77,9 @@ class DeepLinearConfig(ExperimentConfig):
         "each dim × dim) instead of the random init",
         file=True,
     )
-    t1: float | None = param(
-        None,
+    t1: float | None = _optional_number(
         "horizon; none: 3× the predicted learning time of the weakest mode, extended until "
-        "every mode is learned",
-        check=checks.optional(checks.number()),
+        "every mode is learned"
     )
     solver: str = param(
         "auto", "'auto' (Tsit5 or Kvaerno5 by stiffness) or a solver", choices=_solvers
@@ -97,11 +100,9 @@ class DeepLinearConfig(ExperimentConfig):
         "interrupted run resumes from the last piece); a piece boundary clips one solver step",
         check=checks.count(),
     )
-    gd_lr: float | None = param(
-        None,
+    gd_lr: float | None = _optional_number(
         "if set, also run gradient descent with this step from the same init over the same "
-        "horizon (t = kη) and compare its learning times",
-        check=checks.optional(checks.number()),
+        "horizon (t = kη) and compare its learning times"
     )
 
     loss: str = param(

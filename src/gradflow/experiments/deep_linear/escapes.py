@@ -16,6 +16,7 @@ import dataclasses
 import numpy as np
 
 import gradflow as gf
+from gradflow.experiments import params
 
 from .config import MAX_PARAMS
 
@@ -76,11 +77,8 @@ def zoom(traj, data, timeline, config, s):
             float(t1),
             t0=float(t0),
             solver=solver,
-            rtol=config.rtol,
-            atol=config.atol,
             saveat=ts,
-            max_steps=config.max_steps,
-            loss=config.loss,
+            **params.flow_options(config),
         )
 
     def strengths(segment, j):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from gradflow.experiments import ExperimentConfig, checks, param
+from gradflow.experiments import ExperimentConfig, checks, param, params
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,8 +25,8 @@ class ImplicitBiasConfig(ExperimentConfig):
     saves: int = param(
         121, "number of log-spaced save times in [1e-2, t1]", check=checks.count(minimum=4)
     )
-    rtol: float = param(1e-10, "relative tolerance of the flow", check=checks.number())
-    atol: float = param(1e-12, "absolute tolerance of the flow", check=checks.number())
+    rtol: float = params.rtol(1e-10)
+    atol: float = params.atol(1e-12)
     max_steps: int = param(100_000, "the solver's step budget", check=checks.count())
     descent_steps: int = param(
         2000,

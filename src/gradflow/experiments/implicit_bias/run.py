@@ -73,11 +73,11 @@ def refusals(traj, data, dim: int) -> dict:
     return out
 
 
-@register(
-    "implicit-bias",
-    "logistic regression on separable data: the flow's direction → the max-margin one, ~1/log t",
-    ImplicitBiasConfig,
-)
+# the line `gradflow list` shows
+ABOUT = "logistic regression on separable data: the flow's direction → the max-margin one, ~1/log t"
+
+
+@register("implicit-bias", ABOUT, ImplicitBiasConfig)
 def run(config: ImplicitBiasConfig, context: RunContext) -> Result:
     cfg = config
     data = separable_data(cfg.seed, cfg.n, cfg.dim)

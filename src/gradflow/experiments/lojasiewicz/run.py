@@ -117,11 +117,11 @@ def progress(advance):
     return report
 
 
-@register(
-    "lojasiewicz",
-    "L2-regularised Wasserstein flow (tanh): Łojasiewicz exponent, rate, finite path length",
-    LojasiewiczConfig,
-)
+# the line `gradflow list` shows
+ABOUT = "L2-regularised Wasserstein flow (tanh): Łojasiewicz exponent, rate, finite path length"
+
+
+@register("lojasiewicz", ABOUT, LojasiewiczConfig)
 def run(cfg: LojasiewiczConfig, context: RunContext) -> Result:
     data, kmodel = cfg.data_and_model_key()
     checks.loss_data(cfg.loss, data)  # the generated targets (a file's: at validation)

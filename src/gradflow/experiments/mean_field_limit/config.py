@@ -36,15 +36,9 @@ class MeanFieldLimitConfig(MeanFieldConfig):
     seeds: int = param(3, "number of independent draws", check=checks.count(), size=True)
     rtol: float = params.rtol(1e-8)
     atol: float = params.atol(1e-10)
-    saves: int = param(
-        41,
-        "evenly spaced saves per flow (fewer kept where they would not fit)",
-        check=checks.count(2),
-    )
-    wc_max_particles: int = param(
-        4096,
-        "W_C(μ^M, μ^2M) is computed while 2M is at most this (exact: cost ~ (2M)³ per layer)",
-        check=checks.count(),
+    saves: int = params.flow_saves(41, "evenly spaced")
+    wc_max_particles: int = params.wc_max_particles(
+        "W_C(μ^M, μ^2M) is computed while 2M is at most this (exact: cost ~ (2M)³ per layer)"
     )
 
     def validate(self) -> None:

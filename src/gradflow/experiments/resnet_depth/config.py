@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 
-from gradflow.experiments import ExperimentConfig, checks, param, params
+from gradflow.experiments import checks, param, params
 from gradflow.experiments import resnet_common as common
 
 
 @dataclasses.dataclass(frozen=True)
-class DepthConfig(ExperimentConfig):
+class DepthConfig(common.LossDataConfig):
     """The paper's Fig. 1 setting, for three initialisations (`gradflow describe resnet-depth`)."""
 
     QUICK = dict(depths=(4, 8, 16), saves=2, fit_min_depth=4)
@@ -53,8 +53,6 @@ class DepthConfig(ExperimentConfig):
     fit_min_depth: int = param(8, "slopes are fitted on depths ≥ this", check=checks.count())
     rtol: float = params.rtol(1e-6)
     atol: float = params.atol(1e-8)
-    loss: str = common.loss_param()
-    data: str | None = common.data_param()
 
     def validate(self) -> None:
         super().validate()

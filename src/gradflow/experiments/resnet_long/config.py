@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 
-from gradflow.experiments import ExperimentConfig, checks, param, params
+from gradflow.experiments import checks, param, params
 from gradflow.experiments import resnet_common as common
 
 from .problem import long_problem
 
 
 @dataclasses.dataclass(frozen=True)
-class LongConfig(ExperimentConfig):
+class LongConfig(common.LogGridConfig):
     """The paper's Fig. 2 setting: one network flowed until its (paper's) risk ℓ = 2F is below
     `target_risk`, or until `t_max` (`gradflow describe resnet-long`)."""
 
@@ -32,8 +32,6 @@ class LongConfig(ExperimentConfig):
     target_risk: float = param(
         1e-7, "stop where the paper's risk ℓ = 2F crosses this", check=checks.number()
     )
-    t_first: float = params.t_first()
-    t_max: float = params.t_max()
     saves: int = params.log_saves(160)
     piece: int = params.piece(16)
     solver: str = param(
@@ -44,14 +42,10 @@ class LongConfig(ExperimentConfig):
     paper_lr: float = param(
         0.32, "the paper's GD step on ℓ, to express times as GD steps", check=checks.number()
     )
-    loss: str = common.loss_param()
-    data: str | None = common.data_param()
     init: str | None = common.init_param()
 
     def validate(self) -> None:
         super().validate()
-        common.require_log_grid(self)
-        checks.require_loss(self, minimum="the PL ratio")
         if self.data is not None or self.init is not None:
             long_problem(self)  # reads both files: shapes, finiteness, dimensions
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 import gradflow as gf
-from gradflow.experiments import Result, checks, register
+from gradflow.experiments import Result, register
 from gradflow.experiments import resnet_common as common
 
 from .config import LongConfig
@@ -43,13 +43,7 @@ def _summary(config, traj, data, wall) -> dict:
     smooth = dg.depth_smoothness(traj)
     gd_steps = lambda time_: gf.analytic.resnet_gd_steps(time_, config.paper_lr, config.depth)
     return {
-        "loss": config.loss,
-        "geometry": common.GEOMETRY,
-        "risk": checks.risk_text(
-            config.loss,
-            "ℓ = (1/n)Σ|f − y|² = 2F (the paper's)",
-            "ℓ = 2F, F the {loss} risk (gf.losses)",
-        ),
+        **common.risk_head(config.loss),
         "target_risk": config.target_risk,
         "reached_target": t_hit is not None,
         "time_to_target": t_hit,

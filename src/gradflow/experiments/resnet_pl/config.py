@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 
-from gradflow.experiments import ExperimentConfig, checks, param, params
+from gradflow.experiments import checks, param, params
 from gradflow.experiments import resnet_common as common
 
 
 @dataclasses.dataclass(frozen=True)
-class PLConfig(ExperimentConfig):
+class PLConfig(common.LogGridConfig):
     """Width against sample size: does the flow reach an interpolating minimum, with the PL ratio
     bounded away from zero? (`gradflow describe resnet-pl`)"""
 
@@ -31,8 +31,6 @@ class PLConfig(ExperimentConfig):
     target_risk: float = param(
         1e-8, "ℓ = 2F below which a run counts as converged (it stops there)", check=checks.number()
     )
-    t_first: float = params.t_first()
-    t_max: float = params.t_max()
     saves: int = params.log_saves(64)
     piece: int = params.piece(8)
     pl_floor: float = param(
@@ -45,13 +43,9 @@ class PLConfig(ExperimentConfig):
     )
     rtol: float = params.rtol(1e-6)
     atol: float = params.atol(1e-10)
-    loss: str = common.loss_param()
-    data: str | None = common.data_param()
 
     def validate(self) -> None:
         super().validate()
-        common.require_log_grid(self)
-        checks.require_loss(self, minimum="the PL ratio")
         common.user_data(self, max_dim=self.dim)
 
     def estimated_bytes(self) -> float:

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 import gradflow as gf
-from gradflow.experiments import Result, checks, register
+from gradflow.experiments import Result, register
 from gradflow.experiments import resnet_common as common
 
 from .config import PLConfig
@@ -96,13 +96,7 @@ def run_pl(config: PLConfig, context: RunContext) -> Result:
     split = separation(frame, config.target_risk, config.pl_floor)
     good = frame[frame.reached_target & frame.keeps_pl]
     summary = {
-        "loss": config.loss,
-        "geometry": common.GEOMETRY,
-        "risk": checks.risk_text(
-            config.loss,
-            "ℓ = (1/n)Σ|f − y|² = 2F (the paper's)",
-            "ℓ = 2F, F the {loss} risk (gf.losses)",
-        ),
+        **common.risk_head(config.loss),
         "n": data.n,
         "depth": config.depth,
         "target_risk": config.target_risk,

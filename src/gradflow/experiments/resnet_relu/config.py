@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 
-from gradflow.experiments import ExperimentConfig, checks, param, params
+from gradflow.experiments import checks, param, params
 from gradflow.experiments import resnet_common as common
 
 
 @dataclasses.dataclass(frozen=True)
-class ReluConfig(ExperimentConfig):
+class ReluConfig(common.LossDataConfig):
     """The ReLU counter-example: a scalar ResNet h_{k+1} = h_k + (1/(2L)) σ(w_{k+1} h_k) of depth
     2L (d = q = m = 1, V_k = 1 fixed), one sample (x, Cx), w_k(0) = (−1)^k/(2L)."""
 
@@ -32,8 +32,6 @@ class ReluConfig(ExperimentConfig):
     )
     rtol: float = params.rtol(1e-10)
     atol: float = params.atol(1e-12)
-    loss: str = common.loss_param()
-    data: str | None = common.data_param()
 
     def validate(self) -> None:
         super().validate()

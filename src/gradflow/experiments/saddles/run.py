@@ -161,11 +161,11 @@ def _polish_resnet(cfg, context):
     return res, float(traj.loss[-1])
 
 
-@register(
-    "saddles",
-    "deep-linear saddles beyond the Hessian (escape orders, times, orbits); critical points polished",
-    SaddlesConfig,
-)
+# the line `gradflow list` shows
+ABOUT = "deep-linear saddles beyond the Hessian (escape orders, times, orbits); critical points polished"
+
+
+@register("saddles", ABOUT, SaddlesConfig)
 def run(config: SaddlesConfig, context: RunContext) -> Result:
     cfg = config
     data = gf.data.linear_teacher(
