@@ -121,7 +121,9 @@ def main(argv=None) -> int:
     for name, overrides, stem in runs:
         folder = Path(args.runs) / stem
         if not (BASELINE / f"{stem}.json").is_file():
-            print(f"{stem:22s} new     (no baseline: the experiment came after {BASELINE.parent.name})")
+            print(
+                f"{stem:22s} new     (no baseline: the experiment came after {BASELINE.parent.name})"
+            )
             continue
         if not args.no_run:
             kwargs = (
