@@ -20,7 +20,7 @@ from ._activations import ACTIVATIONS
 from ._custom_types import Array, Float, Inputs, Targets
 from ._errors import ConfigError
 from ._npz import numeric_array, read_npz
-from ._validation import check
+from ._validation import check, positive_int
 
 
 class Moments(eqx.Module):
@@ -194,7 +194,7 @@ def teacher(
     from .models import ResNet
 
     for name, v in (("n", n), ("in_dim", in_dim), ("out_dim", out_dim), ("width", width)):
-        check(isinstance(v, int | np.integer) and v >= 1, name, v, "a positive integer")
+        positive_int(name, v)
     if kind not in TEACHERS:
         raise ConfigError("kind", kind, "one of " + ", ".join(map(repr, TEACHERS)))
     check(np.isfinite(noise) and noise >= 0, "noise", noise, "a non-negative number")
@@ -226,7 +226,7 @@ def tanh_teacher(key, n: int, in_dim: int, out_dim: int, width: int = 16) -> Dat
     from the key alone).
     """
     for name, v in (("n", n), ("in_dim", in_dim), ("out_dim", out_dim), ("width", width)):
-        check(isinstance(v, int | np.integer) and v >= 1, name, v, "a positive integer")
+        positive_int(name, v)
     kx, kw, kv, kc = jax.random.split(key, 4)
     x = jax.random.normal(kx, (n, in_dim))
     w = jax.random.normal(kw, (width, in_dim))

@@ -20,10 +20,16 @@ from .._npz import numeric_array, read_npz
 from .._serialise import leaves_by_path, path_of
 
 
+def _trainable(model):
+    """(trainable part, static part, {path: trainable array}) of `model`."""
+    params, static = eqx.partition(model, model.trainable())
+    leaves = {k: v for k, v in leaves_by_path(params).items() if v is not None}
+    return params, static, leaves
+
+
 def parameter_arrays(model) -> dict[str, np.ndarray]:
     """The trainable arrays of `model` by parameter path (what `load_parameters` expects)."""
-    params, _ = eqx.partition(model, model.trainable())
-    return {k: np.asarray(v) for k, v in leaves_by_path(params).items() if v is not None}
+    return {k: np.asarray(v) for k, v in _trainable(model)[2].items()}
 
 
 def load_parameters(model, path, *, field: str = "init"):
@@ -33,9 +39,7 @@ def load_parameters(model, path, *, field: str = "init"):
     with the model's shape, and the file may hold no other names.
     """
     arrays = read_npz(path, field, "arrays named by parameter path")
-    params, static = eqx.partition(model, model.trainable())
-    expected = leaves_by_path(params)
-    expected = {k: v for k, v in expected.items() if v is not None}
+    params, static, expected = _trainable(model)
     unknown = sorted(set(arrays) - set(expected))
     missing = sorted(set(expected) - set(arrays))
     names = ", ".join(f"{k} {tuple(v.shape)}" for k, v in expected.items())
