@@ -34,6 +34,7 @@ from jax.flatten_util import ravel_pytree
 from .._result import Record
 from .._validation import check
 from ..losses import MSE, HalfMSE, as_loss
+from ..models import AbstractModel
 
 __all__ = [
     "EscapeEstimate",
@@ -121,7 +122,7 @@ def symmetry_basis(model, symmetries, system=None) -> np.ndarray:
         else:
             cols = []
             for t in given:
-                if hasattr(t, "trainable"):
+                if isinstance(t, AbstractModel):  # a tangent given as a model
                     t = eqx.partition(t, model.trainable())[0]
                 cols.append(np.asarray(ravel_pytree(t)[0]))
             tangents = np.stack(cols, axis=1) if cols else None
@@ -229,7 +230,7 @@ def escape_probe(
     check(bool(np.all(eps > 0)), "eps", eps.tolist(), "positive perturbation sizes")
     dirs = []
     for d in directions:
-        if hasattr(d, "trainable"):
+        if isinstance(d, AbstractModel):
             d = _flat_params(d)[0]
         elif not isinstance(d, np.ndarray | jax.Array):
             d = ravel_pytree(d)[0]
