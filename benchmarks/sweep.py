@@ -36,7 +36,9 @@ from pathlib import Path
 
 PRESET = ["quick"]  # --preset
 GRID = {"depth": [2, 3, 4], "init_scale": [0.05, 0.1, 0.2]}
-CLI = [sys.executable, "-m", "gradflow.cli"]
+# The console script, as a user runs it (its entry point sets what the compilation cache needs).
+_SCRIPT = Path(sys.executable).with_name("gradflow")
+CLI = [str(_SCRIPT)] if _SCRIPT.is_file() else [sys.executable, "-m", "gradflow_command"]
 
 
 def _cli_run(out: Path, sets: dict, env: dict) -> tuple[float, dict]:

@@ -41,7 +41,7 @@ HANDLED_EXIT = {"SIGTERM": 143, "SIGINT": 130}
 def gradflow_command() -> list[str]:
     """The `gradflow` entry point next to this interpreter (else `python -m gradflow.cli`)."""
     script = Path(sys.executable).with_name("gradflow")
-    return [str(script)] if script.is_file() else [sys.executable, "-m", "gradflow.cli"]
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "gradflow_command"]
 
 
 def numbers(folder: Path) -> dict:

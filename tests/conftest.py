@@ -25,6 +25,12 @@ if "GRADFLOW_TEST_COMPILE_CACHE" not in os.environ:
     os.environ["GRADFLOW_TEST_COMPILE_CACHE"] = tempfile.mkdtemp(prefix="gradflow-test-jax-")
 os.environ["JAX_COMPILATION_CACHE_DIR"] = os.environ["GRADFLOW_TEST_COMPILE_CACHE"]
 os.environ["GRADFLOW_CACHE_DIR"] = os.environ["GRADFLOW_TEST_COMPILE_CACHE"]
+# As under the `gradflow` command: equinox's runtime checks without host callbacks, so that the
+# compiled solves go into that cache (gradflow._cache). Set before equinox is first imported.
+from gradflow_command import CACHEABLE_ENV  # noqa: E402  (imports nothing of gradflow)
+
+for _key, _value in CACHEABLE_ENV.items():
+    os.environ.setdefault(_key, _value)
 
 import jax  # noqa: E402
 import pytest  # noqa: E402

@@ -42,7 +42,7 @@ def error_line(stderr: str) -> str:
 def gradflow_command() -> list[str]:
     """The installed `gradflow` entry point next to this interpreter (else `python -m`)."""
     script = Path(sys.executable).with_name("gradflow")
-    return [str(script)] if script.is_file() else [sys.executable, "-m", "gradflow.cli"]
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "gradflow_command"]
 
 
 def run_subprocess(*args, cwd) -> subprocess.CompletedProcess:

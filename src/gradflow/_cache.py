@@ -16,10 +16,26 @@ Per backend:
   of milliseconds there and reading an entry costs about as much. XLA's autotuning results are
   cached with them (`jax_persistent_cache_enable_xla_caches`), which is most of a GPU
   compilation's time.
+
+Host callbacks. JAX never writes a program that calls back into Python to the cache. equinox's
+runtime checks (`eqx.error_if`) are such callbacks unless `EQX_ON_ERROR=nan`, and every
+`diffrax.diffeqsolve` with `SaveAt(ts=...)` carries two of them (the save times increase and lie
+in [t0, t1]): with equinox's default every compiled solve of `gf.flow` would be compiled again in
+each new process, ~2 s of a quick deep-linear run. So the `gradflow` command and a sweep's worker
+processes run with `EQX_ON_ERROR=nan` (`CACHEABLE_ENV`; a value the user set is kept), as the
+diffrax maintainers advise (diffrax issue #664). Nothing gradflow relies on is lost: the save
+times and the start are checked on the host before every solve (`check_saves`), and gradflow's
+solves, root finders and linear solves report failure through their result codes
+(`throw=False`), never through a runtime error. equinox reads the variable once, when it is first
+imported, so it must be in the environment before `gradflow` is: the command's entry point is the
+module `gradflow_command`, outside this package, and sweeps set it for the workers they start
+(`child_environment`). A library user who wants their own processes' solves cached sets it
+before importing gradflow.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -28,7 +44,28 @@ _OFF = ("", "off", "none", "0", "false")
 # Minimum compile time (s) for an entry to be written, per backend (see the module docstring).
 MIN_COMPILE_TIME_S = {"cpu": 0.0, "gpu": 0.5, "cuda": 0.5, "rocm": 0.5, "tpu": 0.5}
 
+# The environment under which compiled solves have no host callbacks (see the module docstring).
+CACHEABLE_ENV = {"EQX_ON_ERROR": "nan"}
+
 _enabled: Path | None = None
+
+
+def cacheable_env() -> dict[str, str]:
+    """The variables of `CACHEABLE_ENV` this process's environment does not set already."""
+    return {k: v for k, v in CACHEABLE_ENV.items() if k not in os.environ}
+
+
+@contextlib.contextmanager
+def child_environment():
+    """While open, processes started from this one get `cacheable_env()` (this process's own
+    modules, equinox among them, are already imported: it changes nothing here)."""
+    added = cacheable_env()
+    os.environ.update(added)
+    try:
+        yield added
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
 
 
 def cache_dir() -> Path | None:

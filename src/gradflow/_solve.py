@@ -209,7 +209,6 @@ def solve(
     if carry is None:
         return jax.vmap(lambda p: one(p, None))(params)
     return jax.vmap(one)(params, carry)
-    return one(params, carry)
 
 
 def result_names(result) -> np.ndarray:

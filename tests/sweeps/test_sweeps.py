@@ -115,7 +115,7 @@ def test_killed_sweep_rerun_equals_uninterrupted(local, env, tmp_path):
     out, cells = tmp_path / "killed", tmp_path / "killed" / "cells"
     # One worker, each run sleeping 0.4 s in its folder (ensemble=false: seeds run one by one),
     # so that the driver can be killed while a run of the second cell is in progress.
-    cmd = [sys.executable, "-m", "gradflow.cli", "sweep", TOY, "--grid", "init_scale=0.3,0.5"]
+    cmd = [sys.executable, "-m", "gradflow_command", "sweep", TOY, "--grid", "init_scale=0.3,0.5"]
     cmd += ["--seeds", "2", "--set", "signal=1.0", "--set", "sleep=0.4", "--set", "ensemble=false"]
     cmd += ["--import", "sweep_toy", "--workers", "1", "--out", str(out)]
     driver = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 import platform
 import subprocess
 from importlib import metadata
@@ -85,6 +86,8 @@ def provenance(config) -> dict[str, Any]:
         "device_kind": getattr(device, "device_kind", None),
         "dtype": getattr(config, "dtype", None)
         or ("float64" if jax.config.read("jax_enable_x64") else "float32"),
+        # equinox's runtime checks: 'nan' under the `gradflow` command (see gradflow._cache)
+        "eqx_on_error": os.environ.get("EQX_ON_ERROR", "raise"),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "inputs": input_files(config),

@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
+from .._cache import cacheable_env, child_environment
 from .._errors import ConfigError
 from ._cell import die_with_parent, run_cell
 
@@ -44,7 +45,10 @@ def run_local(tasks: list[dict], on_done: Callable, workers: int | None) -> None
     context = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(workers, mp_context=context, initializer=die_with_parent)
     try:
-        futures = {pool.submit(run_cell, task): task for task in tasks}
+        # The workers are spawned by these submissions, with the environment that keeps their
+        # solves cacheable (`_cache.child_environment`).
+        with child_environment():
+            futures = {pool.submit(run_cell, task): task for task in tasks}
         for future in as_completed(futures):
             try:
                 result = future.result()
@@ -73,7 +77,9 @@ def run_ray(tasks: list[dict], on_done: Callable, workers: int | None, address: 
             raise ConfigError("--address", address, f"a reachable Ray cluster ({err})") from None
         started = True
     try:
-        remote = ray.remote(num_cpus=1, max_retries=0)(run_cell)
+        env = cacheable_env()  # (see `_cache`): Ray's workers start with it
+        runtime = {"runtime_env": {"env_vars": env}} if env else {}
+        remote = ray.remote(num_cpus=1, max_retries=0, **runtime)(run_cell)
         refs = {remote.remote(task): task for task in tasks}
         pending = list(refs)
         while pending:
