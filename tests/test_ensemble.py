@@ -61,3 +61,63 @@ def test_stack_refuses_models_of_other_shapes():
     assert e.value.field == "models"
     with pytest.raises(gf.ConfigError):
         gf.flow(gf.Ensemble.stack([a, a]), _deep_problem()[1], 1.0, ensemble="sideways")
+
+
+# ---- one dataset per member (seeds that draw their own data) -------------------------------
+
+
+def _member_data():
+    return [_deep_problem(data_key=k)[1] for k in (11, 12, 13)]
+
+
+@pytest.fixture(scope="module")
+def singles_own_data():
+    datasets = _member_data()
+    ones = [gf.flow(m, d, 3.0, saveat=TS, **TOL) for m, d in zip(_members(), datasets, strict=True)]
+    return datasets, ones
+
+
+@pytest.mark.parametrize("strategy", ["vmap", "map", "lockstep"])
+def test_each_member_flows_on_its_own_data(singles_own_data, strategy):
+    datasets, ones = singles_own_data
+    ensemble = gf.Ensemble.stack(_members())
+    traj = gf.flow(ensemble, datasets, 3.0, saveat=TS, ensemble=strategy, **TOL)
+    # per-member stepping is the member's own solve; lockstep is within the tolerances
+    tol = dict(rtol=0, atol=1e-8) if strategy == "lockstep" else dict(rtol=1e-12, atol=1e-14)
+    for e, one in enumerate(ones):
+        for a, b in zip(_leaves(traj.member(e).params), _leaves(one.params), strict=True):
+            np.testing.assert_allclose(a, b, **tol)
+        np.testing.assert_allclose(traj.loss[e], one.loss, **tol)
+    # not the flow on shared data: the members' data matter
+    shared = gf.flow(ensemble, datasets[0], 3.0, saveat=TS, ensemble=strategy, **TOL)
+    assert np.abs(np.asarray(shared.loss[1]) - np.asarray(ones[1].loss)).max() > 1e-3
+
+
+def test_descent_of_each_member_on_its_own_data():
+    datasets = _member_data()
+    traj = gf.descent(gf.Ensemble.stack(_members()), datasets, 40, 0.1, save_every=10)
+    for e, (m, d) in enumerate(zip(_members(), datasets, strict=True)):
+        one = gf.descent(m, d, 40, 0.1, save_every=10)
+        for a, b in zip(_leaves(traj.member(e).params), _leaves(one.params), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize(
+    "model, data, words",
+    [
+        ("single", "three", "for an Ensemble of E members a list of E datasets"),
+        ("ensemble", "two", "for an Ensemble of E members a list of E datasets"),
+        ("ensemble", "shapes", "all of the same shapes"),
+    ],
+)
+def test_member_data_are_checked(model, data, words):
+    datasets = _member_data()
+    data = {
+        "three": datasets,
+        "two": datasets[:2],
+        "shapes": [*datasets[:2], _deep_problem(n=12)[1]],
+    }[data]
+    model = _members()[0] if model == "single" else gf.Ensemble.stack(_members())
+    with pytest.raises(gf.ConfigError) as e:
+        gf.flow(model, data, 1.0)
+    assert e.value.field == "data" and words in str(e.value)

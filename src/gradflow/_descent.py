@@ -41,7 +41,7 @@ def _descent_run(
     scale_by_lr = isinstance(optimizer, str)
     opt = OPTIMIZERS[optimizer](1.0) if scale_by_lr else optimizer
 
-    def step(carry):
+    def step(problem, carry):
         p, state, good, good_k, k, _ = carry
         value, g = problem.value_and_grad(p)
         # Finite F and a finite gradient norm in the metric (the norm can overflow while every
@@ -56,19 +56,19 @@ def _descent_run(
             updates = jtu.tree_map(lambda u: lr * u, updates)
         return optax.apply_updates(p, updates), state, good, good_k, k + 1, ~ok
 
-    def steps(carry, count):
+    def steps(problem, carry, count):
         # A while loop, not a fixed one: once an iterate is non-finite the rest are skipped.
         def cond(c):
             return (c[0] < count) & ~c[1][5]
 
         def body(c):
-            return c[0] + 1, step(c[1])
+            return c[0] + 1, step(problem, c[1])
 
         return jax.lax.while_loop(cond, body, (0, carry))[1]
 
-    def run_one(p0):
+    def run_one(problem, p0):
         def chunk(carry, i):
-            carry = steps(carry, save_every)
+            carry = steps(problem, carry, save_every)
             if progress:
                 jax.debug.callback(_descent_progress, i + 1, n_chunks)
             return carry, carry[0]
@@ -78,15 +78,15 @@ def _descent_run(
         carry, saved = jax.lax.scan(chunk, carry0, jnp.arange(n_chunks))
         ys = jtu.tree_map(lambda a, b: jnp.concatenate([a[None], b]), p0, saved)
         if remainder:
-            carry = steps(carry, remainder)
+            carry = steps(problem, carry, remainder)
             ys = jtu.tree_map(lambda a, b: jnp.concatenate([a, b[None]]), ys, carry[0])
         loss, gnorm = jax.vmap(problem.metrics)(ys)
         good_loss, good_gnorm = problem.metrics(carry[2])
         return ys, loss, gnorm, carry[2], carry[3], good_loss, good_gnorm
 
     if ensemble:
-        return jax.vmap(run_one)(params)
-    return run_one(params)
+        return problem.over_members(run_one, params)
+    return run_one(problem, params)
 
 
 _PROGRESS = {}

@@ -147,7 +147,8 @@ def flow(
     **Arguments:**
 
     - `model`: an `AbstractModel`, or an `Ensemble` (`gf.ensemble`) to flow a batch at once.
-    - `data`: a `Dataset` whose dimensions match the model.
+    - `data`: a `Dataset` whose dimensions match the model; for an `Ensemble`, also a list of
+      datasets of equal shapes, one per member (each member flows on its own data).
     - `t1`: final time (> t0).
     - `geometry`: 'euclidean', 'wasserstein', 'conditional_wasserstein' or an `AbstractGeometry`.
     - `loss`: 'half_mse' (default, (1/2n)Σ|f − y|²), 'mse', 'cross_entropy', 'logistic', an

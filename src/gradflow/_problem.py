@@ -67,7 +67,9 @@ class GradientFlowProblem(eqx.Module):
 
     **Fields:** `static` (the model's non-trainable part), `statistics` (what the loss needs of
     the data: the data, or its moments for linear models and squared losses), `masses` (of the
-    trainable leaves), `geometry`, `loss`, `l2` (λ), `dtype` ('float64' or 'float32').
+    trainable leaves), `geometry`, `loss`, `l2` (λ), `dtype` ('float64' or 'float32'),
+    `per_member` (an ensemble with one dataset per member: `statistics` carry a leading member
+    axis, and `over_members` pairs each member's parameters with its own data).
     """
 
     static: PyTree
@@ -77,6 +79,7 @@ class GradientFlowProblem(eqx.Module):
     loss: AbstractLoss
     l2: Float[Array, ""]
     dtype: str = eqx.field(static=True)
+    per_member: bool = eqx.field(static=True, default=False)
 
     @classmethod
     def from_model(
@@ -95,7 +98,8 @@ class GradientFlowProblem(eqx.Module):
 
         - `model`: the initial model, or an `Ensemble` of models of the same shapes (then
           `params` carry a leading member axis).
-        - `data`: a `Dataset` whose dimensions match the model's.
+        - `data`: a `Dataset` whose dimensions match the model's; for an `Ensemble`, also a
+          list of datasets of equal shapes, one per member (e.g. seeds that draw their data).
         - `geometry`: 'euclidean', 'wasserstein', 'conditional_wasserstein' or an
           `AbstractGeometry`.
         - `loss`: a name of `gradflow.losses` ('half_mse', 'mse', 'cross_entropy', 'logistic'),
@@ -117,8 +121,8 @@ class GradientFlowProblem(eqx.Module):
                 type(single).__name__,
                 "a gradflow model (gf.models.*, or gf.models.Wrapped(your module or function))",
             )
-        if not isinstance(data, Dataset):
-            raise ConfigError("data", type(data).__name__, "a gradflow.data.Dataset")
+        datasets = _member_datasets(model, data)
+        per_member, data = _is_list(data), datasets[0]
         loss = as_loss(loss)
         widths = loss.target_dim(single.out_dim)
         if single.in_dim != data.in_dim or data.out_dim not in widths:
@@ -131,17 +135,42 @@ class GradientFlowProblem(eqx.Module):
             )
         geometry = as_geometry(geometry)
         geometry.check_model(single)
-        loss.check_data(data, single.out_dim)
+        for d in datasets:
+            loss.check_data(d, single.out_dim)
         l2 = non_negative("l2", l2)
         dtype = "float64" if dtype is None else dtype
         check_choice("dtype", dtype, DTYPES)
         masses = trainable_masses(single)
         params, static = eqx.partition(tree, single.trainable())
         statistics = loss.statistics(single, data)
+        if per_member:
+            statistics = jtu.tree_map(
+                lambda *a: jnp.stack(a), *[loss.statistics(single, d) for d in datasets]
+            )
         if dtype != "float64":
             params, static, statistics, masses = _cast((params, static, statistics, masses), dtype)
-        problem = cls(static, statistics, masses, geometry, loss, jnp.asarray(l2, dtype), dtype)
+        l2 = jnp.asarray(l2, dtype)
+        problem = cls(static, statistics, masses, geometry, loss, l2, dtype, per_member)
         return problem, params
+
+    # ---- ensembles ----------------------------------------------------------------------
+
+    def member(self, statistics: PyTree) -> GradientFlowProblem:
+        """The problem of one member, with its own data's `statistics` (no member axis)."""
+        return GradientFlowProblem(
+            self.static, statistics, self.masses, self.geometry, self.loss, self.l2, self.dtype
+        )
+
+    def member_statistics(self) -> PyTree | None:
+        """The statistics to map over with the members' parameters (None: shared data)."""
+        return self.statistics if self.per_member else None
+
+    def over_members(self, fn, params: PyTree):
+        """`fn(problem_e, params_e)` for every member e, vmapped over the leading axis: each
+        member with its own data where the problem has them, else all with the shared data."""
+        if self.per_member:
+            return jax.vmap(lambda p, st: fn(self.member(st), p))(params, self.statistics)
+        return jax.vmap(lambda p: fn(self, p))(params)
 
     # ---- the objective and the flow -------------------------------------------------------
 
@@ -197,8 +226,40 @@ class GradientFlowProblem(eqx.Module):
         )
 
 
+def _is_list(data) -> bool:
+    return isinstance(data, list | tuple)
+
+
+def _member_datasets(model, data) -> list[Dataset]:
+    """[data], or the list of one dataset per member of an ensemble (checked: one per member,
+    equal shapes)."""
+    from ._ensemble import Ensemble
+
+    if not _is_list(data):
+        if not isinstance(data, Dataset):
+            raise ConfigError("data", type(data).__name__, "a gradflow.data.Dataset")
+        return [data]
+    size = model.size if isinstance(model, Ensemble) else None
+    check(
+        size is not None and len(data) == size,
+        "data",
+        f"a list of {len(data)} datasets",
+        "one Dataset, or for an Ensemble of E members a list of E datasets",
+    )
+    for d in data:
+        if not isinstance(d, Dataset):
+            raise ConfigError("data", type(d).__name__, "a list of gradflow.data.Dataset")
+        check(
+            (d.x.shape, d.y.shape) == (data[0].x.shape, data[0].y.shape),
+            "data",
+            f"datasets of shapes {d.x.shape}, {d.y.shape} and {data[0].x.shape}, {data[0].y.shape}",
+            "one dataset per member, all of the same shapes",
+        )
+    return list(data)
+
+
 @eqx.filter_jit
 def _objective_at(problem: GradientFlowProblem, params, ensemble: bool):
     if ensemble:
-        return jax.vmap(problem.objective)(params)
+        return problem.over_members(lambda pr, p: pr.objective(p), params)
     return problem.objective(params)

@@ -72,7 +72,7 @@ def _velocity(t, y, args):
 def _velocities(t, y, args):
     """The vector field of a whole ensemble as one system (members share the steps)."""
     problem, _ = args
-    return jax.vmap(problem.velocity)(y)
+    return problem.over_members(lambda member, p: member.velocity(p), y)
 
 
 # How an ensemble is solved (`flow(..., ensemble=...)`):
@@ -144,7 +144,9 @@ def solve(
     )
     meter = diffrax.TqdmProgressMeter() if options.progress else diffrax.NoProgressMeter()
 
-    def one(p0, c, term=term):
+    def one(p0, c, stats=None, term=term, problem=problem):
+        if stats is not None:  # this member's own data
+            problem = problem.member(stats)
         sol = diffrax.diffeqsolve(
             term,
             options.solver,
@@ -165,7 +167,10 @@ def solve(
         )
         # Saves the solve did not reach hold inf; their metrics are discarded by the caller.
         joint = options.ensemble == "lockstep" and ensemble  # each saved state is a batch
-        metrics = jax.vmap(problem.metrics) if joint else problem.metrics
+        if joint:
+            metrics = lambda ys: problem.over_members(lambda m, p: m.metrics(p), ys)  # noqa: E731
+        else:
+            metrics = problem.metrics
         loss, gnorm = jax.vmap(metrics)(sol.ys)
         new_carry = SolveCarry(
             sol.solver_state,
@@ -202,13 +207,12 @@ def solve(
         stats = jax.tree_util.tree_map(spread, stats)
         result = jax.tree_util.tree_map(spread, result)
         return times, ys, loss, gnorm, stats, result, new_carry
+    # Each member: its parameters, its carried state and its own data's statistics (the last
+    # two None where there are none; None is an empty pytree, mapped over as nothing).
+    members = (params, carry, problem.member_statistics())
     if options.ensemble == "map":
-        if carry is None:
-            return jax.lax.map(lambda p: one(p, None), params, batch_size=options.group)
-        return jax.lax.map(lambda pc: one(*pc), (params, carry), batch_size=options.group)
-    if carry is None:
-        return jax.vmap(lambda p: one(p, None))(params)
-    return jax.vmap(one)(params, carry)
+        return jax.lax.map(lambda m: one(*m), members, batch_size=options.group)
+    return jax.vmap(lambda m: one(*m))(members)
 
 
 def result_names(result) -> np.ndarray:
