@@ -291,3 +291,29 @@ def test_bad_data_or_init_file_exits_2_naming_the_field(tmp_path, field, arrays,
     (line,) = result.stderr.splitlines()
     assert line.startswith(f"error: invalid {field}=") and words in line, line
     assert not out.exists()  # refused before anything is written
+
+
+# ---------------------------------------------------------------------------------------------
+# seeds as one ensemble (the sweep's run_seeds hook)
+
+
+def test_seeds_as_one_ensemble_equal_their_own_runs():
+    # Each seed draws its own data and init: the hook flows them as one ensemble with a dataset
+    # per member, each with its own steps, and every number of every summary is its own run's.
+    from gradflow.experiments import get_experiment
+    from gradflow.runs import RunContext
+    from gradflow.sweeps import flatten
+
+    experiment = get_experiment("deep-linear")
+    configs = [make_config("deep-linear", {"preset": "tiny", "seed": str(k)}) for k in (3, 4)]
+    together = experiment.run_seeds(configs, RunContext())
+    for config, result in zip(configs, together, strict=True):
+        alone = flatten(experiment.run(config, RunContext()).summary)
+        flat = flatten(result.summary)
+        assert flat.keys() == alone.keys()
+        for key, value in alone.items():
+            if isinstance(value, float):
+                assert flat[key] == pytest.approx(value, rel=1e-12, abs=1e-300), key
+            else:
+                assert flat[key] == value, key
+    assert flatten(together[0].summary) != flatten(together[1].summary)  # two different seeds

@@ -58,18 +58,31 @@ def _segment(c, start, data, ts, solver, name, context):
         )
 
 
-def flow(c: DeepLinearConfig, model, data, s, eps: float, context) -> Flow:
+def horizon(c: DeepLinearConfig, s, eps: float) -> float:
+    """The first horizon: `t1`, or 3× the weakest mode's balanced learning time from u0 ~ ε^H
+    (plus 10 time units of that mode)."""
+    t_weakest = float(gf.analytic.learning_time(s[-1], eps**c.depth, c.depth, 0.5))
+    return c.t1 if c.t1 is not None else 3.0 * t_weakest + 10.0 / s[-1]
+
+
+def first_saves(c: DeepLinearConfig, t1: float) -> np.ndarray:
+    """The first segment's save grid: t = 0, then log-spaced from t1·1e-5 to t1."""
+    return np.concatenate([[0.0], np.geomspace(t1 * 1e-5, t1, c.saves - 1)])
+
+
+def flow(
+    c: DeepLinearConfig, model, data, s, eps: float, context, first=None, checkpoints="flow"
+) -> Flow:
     """The flow from `model` on log-spaced saves to the horizon.
 
     Horizon: 3× the weakest mode's balanced learning time from u0 ~ ε^H. The effective initial
     strength of weak modes is smaller than that (their components along the hidden directions of
     modes learned earlier decay), so an automatic horizon is extended (×4, at most 4 times) until
     every mode is learned. Each extension continues the flow from where the previous segment
-    stopped (never re-integrates), with log-spaced saves.
+    stopped (never re-integrates), with log-spaced saves, checkpointed as `<checkpoints>-<k>`.
+    `first`: the first segment, already solved (by `run_seeds`, for an ensemble of seeds).
     """
-    h = c.depth
-    t_weakest = float(gf.analytic.learning_time(s[-1], eps**h, h, 0.5))
-    t1 = c.t1 if c.t1 is not None else 3.0 * t_weakest + 10.0 / s[-1]
+    t1 = horizon(c, s, eps)
     extensions = 0 if c.t1 is not None else _EXTENSIONS
     segments: list[gf.Trajectory] = []
     names: list[str] = []
@@ -77,13 +90,18 @@ def flow(c: DeepLinearConfig, model, data, s, eps: float, context) -> Flow:
         name, solver, explicit_steps = escapes.choose_solver(c, s, t1)
         names.append(name)
         if not segments:
-            start, ts = model, np.concatenate([[0.0], np.geomspace(t1 * 1e-5, t1, c.saves - 1)])
+            start, ts = model, first_saves(c, t1)
         else:
             start, t0 = segments[-1].final, float(segments[-1].ts[-1])
             ts = np.geomspace(t0, t1, c.saves // 8 + 1)  # its first save repeats t0: dropped
-        context.log(f"flow on [{ts[0]:.3g}, {t1:.3g}] with {name}")
         try:
-            segments.append(_segment(c, start, data, ts, solver, f"flow-{attempt}", context))
+            if first is not None and not segments:
+                segments.append(first)
+            else:
+                context.log(f"flow on [{ts[0]:.3g}, {t1:.3g}] with {name}")
+                segments.append(
+                    _segment(c, start, data, ts, solver, f"{checkpoints}-{attempt}", context)
+                )
         except (gf.DivergenceError, gf.SolverError) as err:
             # Keep everything computed so far: the runner saves err.trajectory.
             if segments and err.trajectory is not None:
@@ -209,21 +227,69 @@ def gd_summary(c, gd, data, measured) -> dict:
     }
 
 
-@register(
-    "deep-linear",
-    "saddle-to-saddle gradient flow of a deep linear network: learning times, plateaus at the "
-    "critical values, Hessians at the saddles, conservation laws",
-    DeepLinearConfig,
-)
-def run(config: DeepLinearConfig, context: RunContext) -> Result:
-    c = config
+def _start(c: DeepLinearConfig):
+    """(data, initial model, the teacher's singular values s, the init scale ε) of a seed."""
     data, model = c.dataset(), c.initial_model()
     if c.data is None:
         s = np.sort(np.asarray(c.singular_values, dtype=float))[::-1]
     else:
         s = teacher_singular_values(data)
-    eps = init_scale(model, c)
-    f = flow(c, model, data, s, eps, context)
+    return data, model, s, init_scale(model, c)
+
+
+def run_seeds(configs: list[DeepLinearConfig], context: RunContext) -> list[Result]:
+    """The seeds of one configuration with their first flow segment solved as one ensemble.
+
+    Each seed draws its own data and init, so the members flow on their own data
+    (`gf.flow_in_pieces` on an `Ensemble` with a list of datasets), each with its own step sizes
+    (ensemble='auto': on a CPU, small vmapped groups mapped over); a member's trajectory is the
+    one its own run computes, to round-off. The rest (horizon extensions, gradient descent,
+    diagnostics, escapes) runs seed by seed. Refused (the seeds then run one by one) where the
+    seeds' first segments differ in horizon or solver.
+    """
+    c = configs[0]
+    starts = [_start(ci) for ci in configs]
+    plans = {
+        (horizon(ci, s, eps), escapes.choose_solver(ci, s, horizon(ci, s, eps))[0])
+        for ci, (_, _, s, eps) in zip(configs, starts, strict=True)
+    }
+    if len(plans) != 1:
+        raise gf.ConfigError("seeds", [ci.seed for ci in configs], "seeds with one first horizon")
+    ((t1, _),) = plans
+    name, solver, _ = escapes.choose_solver(c, starts[0][2], t1)
+    context.log(f"flow on [0, {t1:.3g}] with {name}, {len(configs)} seeds as one ensemble")
+    members = gf.Ensemble.stack([model for _, model, _, _ in starts])
+    datasets = [data for data, _, _, _ in starts]
+    first = _segment(c, members, datasets, first_saves(c, t1), solver, "flow-0", context)
+    return [
+        finish(
+            ci,
+            *start,
+            flow(
+                ci, start[1], start[0], *start[2:], context, first.member(e), f"seed{ci.seed}-flow"
+            ),
+            context,
+        )
+        for e, (ci, start) in enumerate(zip(configs, starts, strict=True))
+    ]
+
+
+@register(
+    "deep-linear",
+    "saddle-to-saddle gradient flow of a deep linear network: learning times, plateaus at the "
+    "critical values, Hessians at the saddles, conservation laws",
+    DeepLinearConfig,
+    run_seeds=run_seeds,
+)
+def run(config: DeepLinearConfig, context: RunContext) -> Result:
+    data, model, s, eps = _start(config)
+    f = flow(config, model, data, s, eps, context)
+    return finish(config, data, model, s, eps, f, context)
+
+
+def finish(c: DeepLinearConfig, data, model, s, eps: float, f: Flow, context) -> Result:
+    """Everything after the main flow `f`: gradient descent, the diagnostics, the escapes, the
+    summary and the figures."""
     gd = descent(c, model, data, f.t1, context)
 
     with context.task("diagnostics", total=2) as advance:
