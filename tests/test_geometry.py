@@ -18,9 +18,10 @@ import gradflow as gf
 from gradflow._problem import trainable_masses
 from gradflow.geometry import ConditionalWasserstein, Euclidean, Wasserstein, as_geometry
 from gradflow.models import AbstractModel, masses_like
+from gradflow.models._base import DimsFromIO
 
 
-class Particles(AbstractModel):
+class Particles(DimsFromIO, AbstractModel):
     """f(x) = (1/M) Σ_j a_j tanh(w_j · x): M particles θ_j = (a_j, w_j), each of mass 1/M."""
 
     a: jax.Array  # (M, d_out)
@@ -33,12 +34,8 @@ class Particles(AbstractModel):
         return masses_like(self, 1.0 / self.a.shape[0])
 
     @property
-    def in_dim(self):
-        return self.w.shape[1]
-
-    @property
-    def out_dim(self):
-        return self.a.shape[1]
+    def io_dims(self):
+        return self.w.shape[1], self.a.shape[1]
 
 
 class TwoMasses(Particles):

@@ -115,26 +115,6 @@ def test_geometry_checks(model, data):
             gf.flow(lin, data, 1.0, geometry=geometry)
 
 
-@pytest.mark.parametrize(
-    "kwargs, field",
-    [
-        (dict(particles=0), "particles"),
-        (dict(layers=0), "layers"),
-        (dict(dim=1), "dim"),
-        (dict(activation="swish"), "activation"),
-        (dict(init_scale=-1.0), "init_scale"),
-    ],
-)
-def test_bad_configuration(kwargs, field):
-    args = dict(in_dim=2, dim=4, layers=2, particles=3, out_dim=1, key=jax.random.PRNGKey(0))
-    args.update(kwargs)
-    with pytest.raises(gf.ConfigError) as err:
-        gf.models.MeanFieldResNet(**args)
-    assert err.value.field == field
-    with pytest.raises(gf.ConfigError):
-        gf.models.TwoLayerMeanField(2, 0, 1, key=jax.random.PRNGKey(0))
-
-
 def test_negative_l2_is_rejected(model, data):
     with pytest.raises(gf.ConfigError) as err:
         gf.flow(model, data, 1.0, geometry="conditional_wasserstein", l2=-0.1)

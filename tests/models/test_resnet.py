@@ -102,28 +102,6 @@ def test_conditional_wasserstein_flow_is_euclidean_flow_with_time_scaled_by_dept
     np.testing.assert_allclose(cw.grad_norm**2, depth * eu.grad_norm**2, rtol=1e-8)
 
 
-@pytest.mark.parametrize(
-    "kwargs, field",
-    [
-        (dict(depth=0), "depth"),
-        (dict(depth=2.5), "depth"),
-        (dict(width=0), "width"),
-        (dict(init="orthogonal"), "init"),
-        (dict(activation="swish"), "activation"),
-        (dict(dim=2), "dim"),  # dim < in_dim
-        (dict(out_dim=9), "dim"),  # dim < out_dim
-        (dict(frozen=("A",)), "frozen"),
-        (dict(init="smooth", length_scale=0.0), "length_scale"),
-    ],
-)
-def test_bad_input_raises_config_error(kwargs, field):
-    args = dict(in_dim=3, dim=4, width=2, depth=3, out_dim=2, key=KEY)
-    args.update(kwargs)
-    with pytest.raises(gf.ConfigError) as err:
-        gf.models.ResNet(**args)
-    assert err.value.field == field
-
-
 def test_mismatched_data_raises_config_error():
     model = gf.models.ResNet(3, 4, 2, 3, 2, key=KEY)
     with pytest.raises(gf.ConfigError):

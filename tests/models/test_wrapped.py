@@ -11,12 +11,13 @@ import pytest
 
 import gradflow as gf
 from gradflow._problem import trainable_masses
+from gradflow.models._base import DimsFromIO
 
 KEY = jax.random.PRNGKey(5)
 D_IN, WIDTH, D_OUT = 3, 5, 2
 
 
-class TwoLayerTanh(gf.models.AbstractModel):
+class TwoLayerTanh(DimsFromIO, gf.models.AbstractModel):
     """f(x) = W₂ tanh(W₁ x + b₁) + b₂, written out as a gradflow model: the reference."""
 
     w1: jax.Array
@@ -25,12 +26,8 @@ class TwoLayerTanh(gf.models.AbstractModel):
     b2: jax.Array
 
     @property
-    def in_dim(self):
-        return self.w1.shape[1]
-
-    @property
-    def out_dim(self):
-        return self.w2.shape[0]
+    def io_dims(self):
+        return self.w1.shape[1], self.w2.shape[0]
 
     def __call__(self, x):
         return jnp.tanh(x @ self.w1.T + self.b1) @ self.w2.T + self.b2

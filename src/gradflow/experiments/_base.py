@@ -58,6 +58,13 @@ class Result:
     notes: str = ""
     incomplete: list[str] = dataclasses.field(default_factory=list)
 
+    @classmethod
+    def with_figures(cls, drawn: tuple[dict[str, Any], dict[str, str]], **fields) -> Result:
+        """A `Result` whose `figures` and `captions` are the pair `drawn` that an experiment's
+        figures function returns (see `gradflow.plotting.figures_of`); `fields` are the others."""
+        figures, captions = drawn
+        return cls(figures=figures, captions=captions, **fields)
+
 
 @dataclasses.dataclass(frozen=True)
 class Experiment:

@@ -243,13 +243,11 @@ def run(cfg: ConditionalOTConfig, context: RunContext) -> Result:
         end=cloud(main.final, factor),
         picked=(m_pick, -neg_s),
     )
-    figs, captions = figures(record)
-    return Result(
+    return Result.with_figures(
+        figures(record),
         summary=summary_of(cfg, runs, q),
         metrics=metrics,
         trajectory=main,
-        figures=figs,
-        captions=captions,
         notes=NOTES,
         incomplete=incomplete(cfg, runs),
     )

@@ -150,18 +150,16 @@ def run(config: ImplicitBiasConfig, context: RunContext) -> Result:
     metrics = pd.DataFrame(
         {"t": t, "loss": loss, "norm": norm, "angle": theta, "fit_window": window}
     )
-    figs, captions = figures(t, theta, norm, loss, fit, cfg.fit_from, mm)
     notes = (
         f"The angle to the max-margin direction falls to {theta[-1]:.3g} rad at t = {t[-1]:.3g} "
         f"and follows a/(log t + b) with a = {fit.a:.3g}, b = {fit.b:.3g} for t ≥ {cfg.fit_from:g} "
         f"(max relative residual {fit.max_relative_residual:.2g}); |w(t)|/log t → |ŵ| = "
         f"{np.linalg.norm(mm.w):.4g} (now {summary['norm_over_log_t_final']:.4g})."
     )
-    return Result(
+    return Result.with_figures(
+        figures(t, theta, norm, loss, fit, cfg.fit_from, mm),
         summary=summary,
         metrics=metrics,
         trajectory=traj,
-        figures=figs,
-        captions=captions,
         notes=notes,
     )

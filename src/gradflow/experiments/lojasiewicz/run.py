@@ -157,6 +157,5 @@ def run(cfg: LojasiewiczConfig, context: RunContext) -> Result:
         path=np.asarray(path),
         polygon=np.asarray(poly),
     )
-    figs, captions = figures(record)
     summary = summary_of(cfg, traj, data, fit, path, poly)
-    return Result(summary=summary, trajectory=traj, figures=figs, captions=captions, notes=NOTES)
+    return Result.with_figures(figures(record), summary=summary, trajectory=traj, notes=NOTES)

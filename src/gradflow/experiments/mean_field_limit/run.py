@@ -158,7 +158,6 @@ def run(cfg: MeanFieldLimitConfig, context: RunContext) -> Result:
     initials, finals, outputs, metrics = flows(cfg, data, context)
     pairs = [pair(cfg, m, initials, finals, outputs) for m in sorted(set(cfg.particles))]
     dims = 2 * cfg.state_dim + 1
-    figs, captions = figures(Figures(t1=cfg.t1, dims=dims, pairs=tuple(pairs), metrics=metrics))
     notes = (
         "Mean-field limit: the flow with M particles per layer against the one with 2M (the first "
         "M particles of each layer shared), at time t1. W_C(μ^M_t, μ^2M_t) decreases with M; the "
@@ -166,10 +165,9 @@ def run(cfg: MeanFieldLimitConfig, context: RunContext) -> Result:
         "1/√M; W_C itself is limited by the sampling of the initial measure in dimension "
         f"p = {dims} (rate M^(-1/p) for large M)."
     )
-    return Result(
+    return Result.with_figures(
+        figures(Figures(t1=cfg.t1, dims=dims, pairs=tuple(pairs), metrics=metrics)),
         summary=summary_of(cfg, pairs, dims),
         metrics=metrics,
-        figures=figs,
-        captions=captions,
         notes=notes,
     )

@@ -293,12 +293,6 @@ def run_depth(config: DepthConfig, context: RunContext) -> Result:
         frame, slopes, tuple(config.inits), tuple(config.reference_inits), tuple(depths), ts,
         distances, tuple(fit), example, summary["reference_depth"],
     )  # fmt: skip
-    figures, captions = depth_figures(record)
-    return Result(
-        summary=summary,
-        metrics=frame,
-        trajectory=example,
-        figures=figures,
-        captions=captions,
-        notes=NOTES,
+    return Result.with_figures(
+        depth_figures(record), summary=summary, metrics=frame, trajectory=example, notes=NOTES
     )

@@ -156,11 +156,9 @@ def run_digits(config: DigitsConfig, context: RunContext) -> Result:
             advance()
     frame = pd.DataFrame(rows)
     record = DigitsFigures(frame, tuple(config.activations), tuple(config.inits), config.depth)
-    figures, captions = digits_figures(record)
-    return Result(
+    return Result.with_figures(
+        digits_figures(record),
         summary=_summary(config, frame, train, test),
         metrics=frame,
-        figures=figures,
-        captions=captions,
         notes=NOTES,
     )

@@ -88,5 +88,4 @@ def run_long(config: LongConfig, context: RunContext) -> Result:
         title=f"L = {config.depth}, m = {config.width}, n = {data.n}, "
         + (f"{config.init_scheme} init" if config.init is None else "init from file"),
     )
-    figures, captions = long_figures(record)
-    return Result(summary=summary, trajectory=traj, figures=figures, captions=captions, notes=NOTES)
+    return Result.with_figures(long_figures(record), summary=summary, trajectory=traj, notes=NOTES)

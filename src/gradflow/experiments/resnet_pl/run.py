@@ -113,7 +113,6 @@ def run_pl(config: PLConfig, context: RunContext) -> Result:
         frame, trajs, data.n, config.target_risk, config.t_max, config.pl_floor,
         split["statement"],
     )  # fmt: skip
-    figures, captions = pl_figures(record)
     notes = (
         f"Each width is flowed (adaptive '{config.solver}', conditional-Wasserstein geometry) "
         "from the tied init until ℓ < target or t_max. Prop. 5/Thm. 6: with m ≳ n (and "
@@ -121,4 +120,4 @@ def run_pl(config: PLConfig, context: RunContext) -> Result:
         "exponentially to 0; the PL ratio reported is |∇F|_G²/F (μ = 2× this for ℓ). "
         + common.UNITS
     )
-    return Result(summary=summary, metrics=frame, figures=figures, captions=captions, notes=notes)
+    return Result.with_figures(pl_figures(record), summary=summary, metrics=frame, notes=notes)

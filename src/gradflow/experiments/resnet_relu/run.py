@@ -123,11 +123,6 @@ def _summary(config, frame) -> dict:
 def run_relu(config: ReluConfig, context: RunContext) -> Result:
     frame, finals = _flows(config, context)
     record = ReluFigures(frame, finals, tuple(config.activations), tuple(config.halves))
-    figures, captions = relu_figures(record)
-    return Result(
-        summary=_summary(config, frame),
-        metrics=frame,
-        figures=figures,
-        captions=captions,
-        notes=NOTES,
+    return Result.with_figures(
+        relu_figures(record), summary=_summary(config, frame), metrics=frame, notes=NOTES
     )

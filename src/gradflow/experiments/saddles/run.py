@@ -213,7 +213,6 @@ def run(config: SaddlesConfig, context: RunContext) -> Result:
             "parameters": rn.model.parameter_count(),
         },
     }
-    figures, captions = make_figures(esc, negatives, mf, rn, points)
     notes = (
         "Deep linear networks (whitened teacher, s = "
         + ", ".join(f"{x:g}" for x in cfg.singular_values)
@@ -225,4 +224,6 @@ def run(config: SaddlesConfig, context: RunContext) -> Result:
         "end (an isolated minimum, quadratic convergence) and a ResNet flow stopped at risk "
         f"{cfg.rn_risk:g} (a zero-risk manifold: a degenerate minimum certified by F = 0)."
     )
-    return Result(summary=summary, metrics=esc, figures=figures, captions=captions, notes=notes)
+    return Result.with_figures(
+        make_figures(esc, negatives, mf, rn, points), summary=summary, metrics=esc, notes=notes
+    )
