@@ -22,7 +22,7 @@ from .._activations import ACTIVATIONS
 from .._custom_types import Array, Float
 from .._errors import ConfigError
 from .._validation import check, check_choice, positive, positive_int
-from ._base import AbstractParticleModel
+from ._base import AbstractParticleModel, axis_size
 
 
 class AbstractNeuronMeasure(AbstractParticleModel):
@@ -51,10 +51,7 @@ class AbstractNeuronMeasure(AbstractParticleModel):
     def _check_shapes(self) -> None:
         """Raise `ConfigError` unless u, w, b have the shapes of this model's particles."""
 
-    @property
-    def particles(self) -> int:
-        """M, the number of particles (per layer)."""
-        return self.u.shape[-2]
+    particles = axis_size("u", -2, "M, the number of particles (per layer).")
 
     def sigma(self):
         """The activation function σ."""

@@ -13,7 +13,7 @@ import numpy as np
 
 from .._custom_types import Inputs, Outputs
 from .._validation import check, positive, positive_int
-from ._base import masses_like
+from ._base import axis_size, masses_like
 from ._particles import (
     AbstractNeuronMeasure,
     check_init_scale,
@@ -73,13 +73,8 @@ class TwoLayerMeanField(AbstractNeuronMeasure):
         check(self.w.ndim >= 2, "positions.w", self.w.shape, "an array of shape (M, d_in)")
         check_particle_shapes(self.u, self.w, self.b, (self.particles,), self.out_dim, self.in_dim)
 
-    @property
-    def in_dim(self) -> int:
-        return self.w.shape[-1]
-
-    @property
-    def out_dim(self) -> int:
-        return self.u.shape[-1]
+    in_dim = axis_size("w", -1, "d_in, the length of each w_j.")
+    out_dim = axis_size("u", -1, "d_out, the length of each u_j.")
 
     def masses(self):
         return masses_like(self, 1.0 / self.particles)

@@ -52,7 +52,7 @@ import numpy as np
 from .._custom_types import Array, Float, Inputs, Outputs
 from .._errors import ConfigError
 from .._validation import check, integer, positive, positive_int
-from ._base import AbstractLayeredModel, masses_like
+from ._base import AbstractLayeredModel, axis_size, masses_like
 from ._particles import (
     AbstractNeuronMeasure,
     check_init_scale,
@@ -181,13 +181,8 @@ class MeanFieldResNet(AbstractLayeredModel, AbstractNeuronMeasure):
     def out_dim(self) -> int:
         return self.out_features
 
-    @property
-    def dim(self) -> int:
-        return self.u.shape[-1]
-
-    @property
-    def layers(self) -> int:
-        return self.u.shape[-3]
+    dim = axis_size("u", -1, "q, the dimension of the state (and of each u, w).")
+    layers = axis_size("u", -3, "L, the number of layers.")
 
     def layer_positions(self) -> np.ndarray:
         """s_k = (k − ½)/L, k = 1..L: the depth of each layer (never moves)."""
