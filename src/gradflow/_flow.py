@@ -21,123 +21,35 @@ import jax.numpy as jnp
 import jax.tree_util as jtu
 import numpy as np
 
-from ._clock import check_clock, default_saves, flow_time, solver_time
 from ._clock import check_saves as check_saves  # the save times (used by _pieces too)
-from ._ensemble import Ensemble
-from ._errors import ConfigError, SolverError
-from ._problem import GradientFlowProblem
-from ._solve import (  # noqa: F401  (CPU_GROUP, RESULT_NAMES, SolveCarry: re-exported)
+from ._clock import default_saves, flow_time, solver_time
+from ._errors import SolverError
+from ._settings import FlowSettings, takes_flow_settings
+from ._solve import (  # noqa: F401  (upper-case names, SolveCarry: re-exported)
     CPU_GROUP,
     ENSEMBLE_STRATEGIES,
     RESULT_NAMES,
     SolveCarry,
-    SolveOptions,
-    ensemble_strategy,
     result_names,
     solve,
 )
-from ._solvers import (
-    EXPLICIT_STABILITY,
-    as_controller,
-    as_solver,
-    evaluations,
-    largest_curvature,
-)
+from ._solvers import EXPLICIT_STABILITY, evaluations, largest_curvature
 from ._trajectory import Trajectory
-from ._validation import check, integer, positive, real
 
 
-def make_options(
-    problem: GradientFlowProblem,
-    *,
-    t0: float,
-    t1: float,
-    rtol: float,
-    atol: float,
-    solver,
-    controller,
-    event,
-    stop_below,
-    max_steps: int,
-    progress: bool,
-    ensemble: bool,
-    strategy="auto",
-    clock: str = "linear",
-) -> tuple[SolveOptions, dict]:
-    """Validate the solve's settings and build its `SolveOptions` and the `info` they imply."""
-    real("t0", t0)
-    real("t1", t1, minimum=t0, strict_minimum=True, accepted=f"a finite number > t0 = {t0}")
-    positive("rtol", rtol)
-    positive("atol", atol)
-    if problem.dtype == "float32":
-        check(
-            rtol >= 1e-6,
-            "rtol",
-            rtol,
-            "≥ 1e-6 with dtype='float32' (float32 cannot meet tighter tolerances)",
-        )
-    integer("max_steps", max_steps, minimum=1)
-    check_clock(clock, t0)
-    solver_name, solver_obj = as_solver(solver)
-    span = float(np.diff(solver_time([t0, t1], clock))[0])
-    controller_name, controller_obj = as_controller(controller, rtol, atol, span, problem.dtype)
-    if event is not None and not isinstance(event, diffrax.Event):
-        raise ConfigError("event", event, "a diffrax.Event or None")
-    if stop_below is not None:
-        real("stop_below", stop_below)
-        check(event is None, "stop_below", stop_below, "None when an event is given")
-        check(
-            not ensemble,
-            "stop_below",
-            stop_below,
-            "None for an Ensemble (members would stop at different times)",
-        )
-    level = None if stop_below is None else jnp.asarray(stop_below, problem.dtype)
-    strategy, group = ensemble_strategy(strategy)
-    options = SolveOptions(
-        solver_obj, controller_obj, event, level, int(max_steps), progress, strategy, group, clock
-    )
-    info = {
-        "kind": "flow",
-        "solver": solver_name,
-        **problem.describe(),
-        "rtol": float(rtol),
-        "atol": float(atol),
-        "t0": float(t0),
-        "t1": float(t1),
-        "max_steps": int(max_steps),
-        "controller": controller_name,
-        "stop_below": None if stop_below is None else float(stop_below),
-    }
-    if clock != "linear":  # recorded only when not the default (older records lack the key)
-        info["clock"] = clock
-    if ensemble:
-        info["ensemble"] = strategy if strategy != "map" else f"map (groups of {group})"
-    return options, info
-
-
+@takes_flow_settings
 def flow(
     model,
     data,
     t1: float,
     *,
-    geometry="euclidean",
-    loss="half_mse",
-    l2: float = 0.0,
-    rtol: float = 1e-8,
-    atol: float = 1e-10,
-    solver="tsit5",
-    controller="integral",
     saveat: Sequence[float] | diffrax.SaveAt | None = None,
     event: diffrax.Event | None = None,
-    stop_below: float | None = None,
     t0: float = 0.0,
-    max_steps: int = 1_000_000,
     progress: bool = False,
     throw: bool = True,
-    dtype: str | None = None,
-    ensemble="auto",
     clock: str = "linear",
+    settings: FlowSettings,
 ) -> Trajectory:
     """Integrate the gradient flow θ' = −G⁻¹∇F(θ) from `model` on [t0, t1].
 
@@ -187,25 +99,8 @@ def flow(
     compilation); `SolverError` if the solve stops early (step budget, step size collapsing,
     non-finite values), carrying the trajectory up to the last accepted state.
     """
-    is_ensemble = isinstance(model, Ensemble)
-    problem, params = GradientFlowProblem.from_model(
-        model, data, geometry=geometry, loss=loss, l2=l2, dtype=dtype
-    )
-    options, info = make_options(
-        problem,
-        t0=t0,
-        t1=t1,
-        rtol=rtol,
-        atol=atol,
-        solver=solver,
-        controller=controller,
-        event=event,
-        stop_below=stop_below,
-        max_steps=max_steps,
-        progress=bool(progress),
-        ensemble=is_ensemble,
-        strategy=ensemble,
-        clock=clock,
+    problem, params, options, info, is_ensemble = settings.setup(
+        model, data, t0=t0, t1=t1, event=event, progress=bool(progress), clock=clock
     )
     ts = default_saves(t0, t1) if saveat is None else check_saves(saveat, t0, t1)
     problem.check_finite_start(params, is_ensemble)

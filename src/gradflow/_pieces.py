@@ -25,11 +25,10 @@ import jax.tree_util as jtu
 import numpy as np
 
 from . import _interrupt
-from ._ensemble import Ensemble
 from ._errors import ConfigError, SolverError
-from ._flow import check_saves, failed, failure_message, make_options, run_solve, solve
+from ._flow import check_saves, failed, failure_message, run_solve, solve
 from ._netcdf import read_arrays, write_arrays
-from ._problem import GradientFlowProblem
+from ._settings import FlowSettings, takes_flow_settings
 from ._trajectory import Trajectory
 from ._validation import check, integer
 
@@ -37,6 +36,7 @@ CARRY_FORMAT = "gradflow.flow-checkpoint"
 CARRY_VERSION = 1
 
 
+@takes_flow_settings
 def flow_in_pieces(
     model,
     data,
@@ -46,17 +46,7 @@ def flow_in_pieces(
     checkpoint: str | Path | None = None,
     on_piece: Callable[[Trajectory], Trajectory] | None = None,
     progress: bool | Callable[[int, int], None] | None = None,
-    geometry="euclidean",
-    loss="half_mse",
-    l2: float = 0.0,
-    rtol: float = 1e-8,
-    atol: float = 1e-10,
-    solver="tsit5",
-    controller="integral",
-    stop_below: float | None = None,
-    max_steps: int = 1_000_000,
-    dtype: str | None = None,
-    ensemble="auto",
+    settings: FlowSettings,
 ) -> Trajectory:
     """The gradient flow from `model` saved at the times `ts` (from ts[0] to ts[-1]), solved in
     pieces of `piece` save intervals.
@@ -84,27 +74,11 @@ def flow_in_pieces(
     `RunInterrupted` (after the checkpoint is written) if an interrupt was requested.
     """
     piece = integer("piece", piece, minimum=1)
-    is_ensemble = isinstance(model, Ensemble)
     ts = np.asarray(ts, dtype=float).reshape(-1)
     check(ts.size >= 2, "ts", ts.tolist(), "at least two save times (start and end)")
     ts = check_saves(ts, float(ts[0]), float(ts[-1]))
-    problem, params = GradientFlowProblem.from_model(
-        model, data, geometry=geometry, loss=loss, l2=l2, dtype=dtype
-    )
-    options, info = make_options(
-        problem,
-        t0=float(ts[0]),
-        t1=float(ts[-1]),
-        rtol=rtol,
-        atol=atol,
-        solver=solver,
-        controller=controller,
-        event=None,
-        stop_below=stop_below,
-        max_steps=max_steps,
-        progress=False,
-        ensemble=is_ensemble,
-        strategy=ensemble,
+    problem, params, options, info, is_ensemble = settings.setup(
+        model, data, t0=float(ts[0]), t1=float(ts[-1])
     )
     problem.check_finite_start(params, is_ensemble)
     bounds = list(range(0, ts.size - 1, piece)) + [ts.size - 1]

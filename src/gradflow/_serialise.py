@@ -104,20 +104,24 @@ def registered_classes() -> dict[str, type]:
     return dict(_CLASSES)
 
 
+# The attribute of each kind of `jax.tree_util` key that names its step in a path: a module's
+# field, a sequence's index, a dict's key, a registered node's flattened index.
+_KEY_NAMES = (
+    (jtu.GetAttrKey, "name"),
+    (jtu.SequenceKey, "idx"),
+    (jtu.DictKey, "key"),
+    (jtu.FlattenedIndexKey, "key"),
+)
+
+
 def path_of(keypath) -> str:
     """The dotted path of a `jax.tree_util` key path (`weights.0` for `.weights[0]`)."""
     parts = []
     for key in keypath:
-        if isinstance(key, jtu.GetAttrKey):
-            parts.append(key.name)
-        elif isinstance(key, jtu.SequenceKey):
-            parts.append(str(key.idx))
-        elif isinstance(key, jtu.DictKey):
-            parts.append(str(key.key))
-        elif isinstance(key, jtu.FlattenedIndexKey):
-            parts.append(str(key.key))
-        else:
+        attr = next((attr for kind, attr in _KEY_NAMES if isinstance(key, kind)), None)
+        if attr is None:
             raise ConfigError("model", str(keypath), "a pytree of modules, tuples, lists and dicts")
+        parts.append(str(getattr(key, attr)))
     return ".".join(parts)
 
 

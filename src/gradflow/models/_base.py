@@ -79,6 +79,15 @@ class DimsFromIO:
         return self.io_dims[1]
 
 
+def axis_size(field: str, axis: int, doc: str) -> property:
+    """A read-only size of a model, the length of axis `axis` of its array field `field`.
+
+    Sizes are read from the arrays rather than stored, so that they cannot disagree with them
+    (and a model rebuilt from a file has them too). E.g. `depth = axis_size("V", -3, "L.")`.
+    """
+    return property(lambda self: getattr(self, field).shape[axis], doc=doc)
+
+
 class DimsFromWidths(DimsFromIO):
     """Mixin of a model with `widths` = (d_in, n_1, ..., d_out): its `in_dim`, `out_dim`."""
 

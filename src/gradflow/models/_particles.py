@@ -11,6 +11,8 @@ forward map and the same Wasserstein flow, and `deduplicate` undoes it.
 from __future__ import annotations
 
 import abc
+import dataclasses
+from collections.abc import Callable
 
 import equinox as eqx
 import jax
@@ -22,7 +24,24 @@ from .._activations import ACTIVATIONS
 from .._custom_types import Array, Float
 from .._errors import ConfigError
 from .._validation import check, check_choice, positive, positive_int
-from ._base import AbstractParticleModel
+from ._base import AbstractParticleModel, axis_size
+
+
+@dataclasses.dataclass(frozen=True)
+class NeuronArguments:
+    """The constructor arguments every neuron measure takes after its sizes: the initial measure
+    (`key`, `init_scale`, `positions`) and the neuron u σ(γ wᵀx + b) (`activation`, `bias`,
+    γ = `input_scale`), described in `MeanFieldResNet`. The constructors take them through
+    `gradflow._arguments.takes` and give them to `AbstractNeuronMeasure._init_neurons`.
+    """
+
+    key: jax.Array | None = None
+    activation: str = "tanh"
+    init_scale: float = 1.0
+    positions: dict | tuple | Callable | None = None
+    _: dataclasses.KW_ONLY
+    bias: bool = True
+    input_scale: float = 1.0
 
 
 class AbstractNeuronMeasure(AbstractParticleModel):
@@ -51,10 +70,32 @@ class AbstractNeuronMeasure(AbstractParticleModel):
     def _check_shapes(self) -> None:
         """Raise `ConfigError` unless u, w, b have the shapes of this model's particles."""
 
-    @property
-    def particles(self) -> int:
-        """M, the number of particles (per layer)."""
-        return self.u.shape[-2]
+    def _init_neurons(
+        self,
+        arguments: NeuronArguments,
+        lead: tuple[int, ...],
+        *,
+        du: int,
+        dw: int,
+        sampler_dims,
+        draw: Callable[[jax.Array, float], tuple[Array, Array, Array]],
+    ) -> None:
+        """Set the fields of this base class in a constructor, from `arguments`: the particles
+        u (*lead, du), w (*lead, dw), b (*lead,) (`lead` = (M,) or (L, M)) given by
+        `arguments.positions`, drawn by it as `positions(key, lead, sampler_dims)`, or drawn by
+        the model's default initial measure `draw(key, init_scale)`; then the neuron's fields.
+        """
+        scale = check_init_scale(arguments.init_scale)
+        u, w, b = initial_positions(
+            arguments.positions, arguments.key, lead, sampler_dims, lambda key: draw(key, scale)
+        )
+        check_particle_shapes(u, w, b, lead, du, dw)  # the particles the arguments describe
+        self.u, self.w, self.b = u, w, b
+        self.activation = arguments.activation
+        self.bias = bool(arguments.bias)
+        self.input_scale = positive("input_scale", arguments.input_scale)
+
+    particles = axis_size("u", -2, "M, the number of particles (per layer).")
 
     def sigma(self):
         """The activation function σ."""

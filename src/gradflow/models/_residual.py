@@ -24,7 +24,7 @@ from .._activations import ACTIVATIONS
 from .._custom_types import Array, Float
 from .._errors import ConfigError
 from .._validation import check, check_choice
-from ._base import AbstractLayeredModel, DimsFromIO, masses_like
+from ._base import AbstractLayeredModel, DimsFromIO, axis_size, masses_like
 
 RESIDUAL_LEAVES = ("V", "W")
 
@@ -139,20 +139,9 @@ class AbstractResidualNetwork(DimsFromIO, AbstractLayeredModel):
             )
 
     # sizes -------------------------------------------------------------------------------
-    @property
-    def depth(self) -> int:
-        """L, the number of layers (nodes)."""
-        return self.V.shape[-3]
-
-    @property
-    def dim(self) -> int:
-        """q, the dimension of the state."""
-        return self.V.shape[-2]
-
-    @property
-    def width(self) -> int:
-        """m, the width of each residual block."""
-        return self.V.shape[-1]
+    depth = axis_size("V", -3, "L, the number of layers (nodes).")
+    dim = axis_size("V", -2, "q, the dimension of the state.")
+    width = axis_size("V", -1, "m, the width of each residual block.")
 
     # the gradient flow's ingredients --------------------------------------------------------
     def trainable(self):

@@ -11,15 +11,11 @@ from typing import final
 import jax
 import numpy as np
 
+from .._arguments import takes
 from .._custom_types import Inputs, Outputs
-from .._validation import check, positive, positive_int
-from ._base import masses_like
-from ._particles import (
-    AbstractNeuronMeasure,
-    check_init_scale,
-    check_particle_shapes,
-    initial_positions,
-)
+from .._validation import check, positive_int
+from ._base import axis_size, masses_like
+from ._particles import AbstractNeuronMeasure, NeuronArguments, check_particle_shapes
 
 
 @final
@@ -37,49 +33,29 @@ class TwoLayerMeanField(AbstractNeuronMeasure):
     Not layered: use `geometry="wasserstein"` (θ_j' = −M ∂F/∂θ_j = −∇_θ δF/δμ(θ_j)).
     """
 
-    def __init__(
-        self,
-        in_dim: int,
-        particles: int,
-        out_dim: int,
-        key=None,
-        activation: str = "tanh",
-        init_scale: float = 1.0,
-        positions=None,
-        *,
-        bias: bool = True,
-        input_scale: float = 1.0,
-    ):
+    # Also takes key, activation, init_scale, positions, bias, input_scale: `NeuronArguments`.
+    @takes(NeuronArguments, into="neurons")
+    def __init__(self, in_dim: int, particles: int, out_dim: int, *, neurons: NeuronArguments):
         in_dim = positive_int("in_dim", in_dim)
         out_dim = positive_int("out_dim", out_dim)
         particles = positive_int("particles", particles)
-        s = check_init_scale(init_scale)
 
-        def draw(key):
+        def draw(key, s):
             ku, kw, kb = jax.random.split(key, 3)
             u = s * jax.random.normal(ku, (particles, out_dim))
             w = s / np.sqrt(in_dim) * jax.random.normal(kw, (particles, in_dim))
             return u, w, s * jax.random.normal(kb, (particles,))
 
-        u, w, b = initial_positions(positions, key, (particles,), (in_dim, out_dim), draw)
-        check_particle_shapes(u, w, b, (particles,), out_dim, in_dim)
-        self.u, self.w, self.b = u, w, b
-        self.activation = activation
-        self.bias = bool(bias)
-        self.input_scale = positive("input_scale", input_scale)
+        lead, dims = (particles,), (in_dim, out_dim)
+        self._init_neurons(neurons, lead, du=out_dim, dw=in_dim, sampler_dims=dims, draw=draw)
 
     def _check_shapes(self) -> None:
         check(self.u.ndim >= 2, "positions.u", self.u.shape, "an array of shape (M, d_out)")
         check(self.w.ndim >= 2, "positions.w", self.w.shape, "an array of shape (M, d_in)")
         check_particle_shapes(self.u, self.w, self.b, (self.particles,), self.out_dim, self.in_dim)
 
-    @property
-    def in_dim(self) -> int:
-        return self.w.shape[-1]
-
-    @property
-    def out_dim(self) -> int:
-        return self.u.shape[-1]
+    in_dim = axis_size("w", -1, "d_in, the length of each w_j.")
+    out_dim = axis_size("u", -1, "d_out, the length of each u_j.")
 
     def masses(self):
         return masses_like(self, 1.0 / self.particles)

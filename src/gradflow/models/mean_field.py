@@ -49,16 +49,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._arguments import takes
 from .._custom_types import Array, Float, Inputs, Outputs
 from .._errors import ConfigError
-from .._validation import check, integer, positive, positive_int
-from ._base import AbstractLayeredModel, masses_like
+from .._validation import check, integer, positive_int
+from ._base import AbstractLayeredModel, axis_size, masses_like
 from ._particles import (
     AbstractNeuronMeasure,
-    check_init_scale,
+    NeuronArguments,
     check_particle_shapes,
     gaussian_positions,
-    initial_positions,
 )
 from ._two_layer import TwoLayerMeanField as TwoLayerMeanField
 from .resnet import ResNet
@@ -122,6 +122,8 @@ class MeanFieldResNet(AbstractLayeredModel, AbstractNeuronMeasure):
     out_features: int = eqx.field(static=True)
     particle_block: int | None = eqx.field(static=True, default=None)
 
+    # Also takes key, activation, init_scale, positions, bias, input_scale: `NeuronArguments`.
+    @takes(NeuronArguments, into="neurons")
     def __init__(
         self,
         in_dim: int,
@@ -129,32 +131,20 @@ class MeanFieldResNet(AbstractLayeredModel, AbstractNeuronMeasure):
         layers: int,
         particles: int,
         out_dim: int,
-        key=None,
-        activation: str = "tanh",
-        init_scale: float = 1.0,
-        positions=None,
         *,
-        bias: bool = True,
-        input_scale: float = 1.0,
         particle_block: int | None = None,
+        neurons: NeuronArguments,
     ):
         in_dim = positive_int("in_dim", in_dim)
         out_dim = positive_int("out_dim", out_dim)
         dim = positive_int("dim", dim)
         layers = positive_int("layers", layers)
         particles = positive_int("particles", particles)
-        init_scale = check_init_scale(init_scale)
         shape = (layers, particles)
-        u, w, b = initial_positions(
-            positions, key, shape, dim, lambda k: gaussian_positions(k, shape, dim, init_scale)
-        )
-        check_particle_shapes(u, w, b, shape, dim, dim)  # the particles the arguments describe
-        self.u, self.w, self.b = u, w, b
+        draw = lambda key, s: gaussian_positions(key, shape, dim, s)
+        self._init_neurons(neurons, shape, du=dim, dw=dim, sampler_dims=dim, draw=draw)
         self.in_features = in_dim
         self.out_features = out_dim
-        self.activation = activation
-        self.bias = bool(bias)
-        self.input_scale = positive("input_scale", input_scale)
         self.particle_block = (
             None if particle_block is None else integer("particle_block", particle_block, minimum=0)
         )
@@ -181,13 +171,8 @@ class MeanFieldResNet(AbstractLayeredModel, AbstractNeuronMeasure):
     def out_dim(self) -> int:
         return self.out_features
 
-    @property
-    def dim(self) -> int:
-        return self.u.shape[-1]
-
-    @property
-    def layers(self) -> int:
-        return self.u.shape[-3]
+    dim = axis_size("u", -1, "q, the dimension of the state (and of each u, w).")
+    layers = axis_size("u", -3, "L, the number of layers.")
 
     def layer_positions(self) -> np.ndarray:
         """s_k = (k − ½)/L, k = 1..L: the depth of each layer (never moves)."""
