@@ -134,3 +134,25 @@ def test_experiment_packages_import_only_public_names(package):
             if target.startswith("gradflow"):
                 bad += [f"{module}: {b}" for b in _private(target, names)]
     assert bad == []
+
+
+def _cited_documents(text: str) -> set[str]:
+    """The Markdown files a text names (e.g. 'docs/resnets.md', 'MODELS.md')."""
+    import re
+
+    return set(re.findall(r"[\w./-]*\w\.md\b", text))
+
+
+def test_the_code_cites_only_documents_in_the_repository():
+    repo = SRC.parent
+    missing = {
+        f"{path.relative_to(repo)}: {doc}"
+        for path in SRC.rglob("*.py")
+        for doc in _cited_documents(path.read_text())
+        if not (repo / doc).is_file()
+    }
+    assert not missing, sorted(missing)
+    assert _cited_documents("see MODELS.md §2 and docs/resnets.md.") == {
+        "MODELS.md",
+        "docs/resnets.md",
+    }

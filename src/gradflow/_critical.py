@@ -76,10 +76,7 @@ class CriticalPointResult(Record):
     """
 
     value: float
-    grad_norm: float
-    grad_norm_start: float
     converged: bool
-    iterations: int
     history: np.ndarray = dataclasses.field(repr=False)
     method: str = "dense"
     kind: str = "inconclusive"
@@ -97,6 +94,23 @@ class CriticalPointResult(Record):
     escape: object = None
     solve_seconds: float = float("nan")
     model: object = not_json(default=None, repr=False)
+
+    DERIVED = ("grad_norm", "grad_norm_start", "iterations")
+
+    @property
+    def grad_norm(self) -> float:
+        """|∇F|_G at the point (after the last iteration)."""
+        return float(self.history[-1])
+
+    @property
+    def grad_norm_start(self) -> float:
+        """|∇F|_G at the start."""
+        return float(self.history[0])
+
+    @property
+    def iterations(self) -> int:
+        """Levenberg–Marquardt iterations (each records one entry of `history`)."""
+        return len(self.history) - 1
 
 
 # ---- the residual r(φ) = m^{-1/2} ∇F and its Jacobian -----------------------------------------
@@ -168,7 +182,8 @@ def _setup(model, data, geometry, loss, l2):
 
 
 def _levenberg_marquardt(system, phi, method, gtol, max_iterations):
-    """The damped Gauss–Newton iteration of the module docstring; returns (φ, history, iters)."""
+    """The damped Gauss–Newton iteration of the module docstring; returns (φ, history): |r|
+    at the start and after each iteration."""
     r = np.asarray(_residual(system, phi))
     norm = float(np.linalg.norm(r))
     history, nu, iterations, rejected = [norm], 1e-2, 0, 0
@@ -203,7 +218,7 @@ def _levenberg_marquardt(system, phi, method, gtol, max_iterations):
         rejected = 0 if accepted else rejected + 1
         if rejected >= 2:  # no step decreases |r|: the roundoff floor
             break
-    return phi, np.array(history), iterations
+    return phi, np.array(history)
 
 
 def critical_point(
@@ -261,9 +276,7 @@ def critical_point(
     if method == "auto":
         method = "dense" if p <= 3000 else "krylov"
     started = time.perf_counter()
-    phi, history, iterations = _levenberg_marquardt(
-        system, phi0, method, float(gtol), int(max_iterations)
-    )
+    phi, history = _levenberg_marquardt(system, phi0, method, float(gtol), int(max_iterations))
     solve_seconds = time.perf_counter() - started
     value = float(_value_residual(system, phi)[0])
     point = problem.model(system.theta(phi))
@@ -278,10 +291,7 @@ def critical_point(
     o = basis.shape[1]
     fields = dict(
         value=value,
-        grad_norm=float(history[-1]),
-        grad_norm_start=float(history[0]),
         converged=bool(history[-1] <= gtol),
-        iterations=iterations,
         history=history,
         method=method,
         solve_seconds=solve_seconds,

@@ -5,7 +5,8 @@ them as attributes; assigning one raises `dataclasses.FrozenInstanceError`), and
 returns them JSON-ready for a run's summary: NumPy and JAX arrays become (nested) lists, NumPy
 scalars Python numbers, tuples lists, nested records dicts, and non-finite floats (NaN, ±inf,
 which strict JSON has no words for) `None`. A field holding an object that is not data (a model)
-is declared with `not_json()` and left out of `as_dict()`.
+is declared with `not_json()` and left out of `as_dict()`. A number a record computes from its
+fields (a property) is in `as_dict()` too when the class names it in `DERIVED`.
 """
 
 from __future__ import annotations
@@ -45,13 +46,20 @@ def to_json(value) -> Any:
     raise TypeError(f"a {type(value).__name__} is not JSON data")
 
 
+def alias(name: str, doc: str) -> property:
+    """A read-only attribute that is the attribute `name` under a second name (e.g. a count
+    that also has a name in another theory's words)."""
+    return property(lambda self: getattr(self, name), doc=doc)
+
+
 class Record:
     """Base of every result record: subclass it with `@dataclasses.dataclass(frozen=True)`."""
 
+    # Properties (numbers computed from the fields) that `as_dict()` includes after the fields.
+    DERIVED: tuple[str, ...] = ()
+
     def as_dict(self) -> dict:
-        """The fields by name, JSON-ready (arrays → lists, NaN → None, records → dicts)."""
-        return {
-            f.name: to_json(getattr(self, f.name))
-            for f in dataclasses.fields(self)
-            if f.metadata.get("json", True)
-        }
+        """The fields by name, then the `DERIVED` properties, JSON-ready (arrays → lists, NaN →
+        None, records → dicts)."""
+        names = [f.name for f in dataclasses.fields(self) if f.metadata.get("json", True)]
+        return {name: to_json(getattr(self, name)) for name in [*names, *self.DERIVED]}

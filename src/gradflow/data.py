@@ -153,7 +153,7 @@ def linear_teacher(
 
 
 # ---------------------------------------------------------------------------------------------
-# Data for residual networks (MODELS.md §2)
+# Data for residual networks (docs/resnets.md)
 
 
 def gaussian(key, n: int, in_dim: int = 16, out_dim: int = 16) -> Dataset:

@@ -1,5 +1,5 @@
 """Initial conditions of the deep-linear survey and the conservation laws they fix
-(docs/critical-points.md, MODELS.md §1).
+(docs/critical-points.md).
 
 Along the flow C_k = W_{k+1}ᵀW_{k+1} − W_k W_kᵀ (k = 1..H−1) is constant, so an initialisation
 chooses the fibre (the level set of the C_k) the trajectory lives in:

@@ -20,9 +20,7 @@ from .convergence import PLRatio as PLRatio
 from .convergence import pl_ratio as pl_ratio
 from .convergence import tangent_kernel_pl as tangent_kernel_pl
 from .critical_points import CriticalPoint as CriticalPoint
-from .critical_points import SaddleTimeline as SaddleTimeline
 from .critical_points import critical_points as critical_points
-from .critical_points import saddle_timeline as saddle_timeline
 from .depth import DepthSmoothness as DepthSmoothness
 from .depth import depth_distance as depth_distance
 from .depth import depth_smoothness as depth_smoothness
@@ -41,6 +39,8 @@ from .lojasiewicz import lojasiewicz_fit as lojasiewicz_fit
 from .particles import particle_gradients as particle_gradients
 from .paths import cumulative_path_length as cumulative_path_length
 from .paths import distance_travelled as distance_travelled
+from .timeline import SaddleTimeline as SaddleTimeline
+from .timeline import saddle_timeline as saddle_timeline
 from .transport import ConditionalTransport as ConditionalTransport
 from .transport import TransportResult as TransportResult
 from .transport import conditional_wasserstein as conditional_wasserstein

@@ -1,5 +1,5 @@
-"""Critical points of deep linear networks and the saddle-to-saddle story of a trajectory
-(docs/deep-linear.md).
+"""Critical points of deep linear networks (docs/deep-linear.md, docs/critical-points.md); the
+saddles a trajectory visits are read off by `diagnostics.timeline`.
 
 Whitened inputs, Σ_yx = U S Vᵀ with distinct s_1 > ... > s_r > 0, bottleneck k* = min_k n_k.
 Every critical point of the half_mse risk has product W = U_J S_J V_Jᵀ for a subset J of the modes
@@ -19,7 +19,7 @@ default, relative to the largest |eigenvalue| at that point; all zero when the H
 e.g. at the origin for H ≥ 3). The autodiff Hessian is exact to ~1e-15 relative, and the non-zero
 eigenvalues at these points are O(s_j^{2(H−1)/H}) or gaps like s_i − s_j, far above tol.
 
-**Beyond the Hessian** (MODELS.md §1). Along a ray from the origin, F(εD) − F(0) =
+**Beyond the Hessian** (docs/critical-points.md). Along a ray from the origin, F(εD) − F(0) =
 −ε^H ⟨D_H⋯D_1, Σ_yx⟩ + O(ε^{2H}): the first non-vanishing term has order H, and the fastest
 decrease among unit D is the balanced rank-one direction on the top mode (each D_k of norm H^{−1/2}).
 The same holds at a balanced point that learned the top j modes, for mode j + 1. So each record
@@ -58,16 +58,15 @@ import numpy as np
 
 from .._errors import ConfigError
 from .._problem import GradientFlowProblem
-from .._result import Record, not_json
+from .._result import Record, alias, not_json
 from .._validation import check
 from ..analytic import balanced_factorisation, critical_value, learning_time, teacher_modes
-from ..fits import crossing_time
 from ..losses import as_loss
-from ._losses import require_minimum, squared_loss_factor, trajectory_loss
+from ._losses import require_minimum, squared_loss_factor
 from .escape import orbit_dimension
 from .hessian import hessian_matrix
 
-__all__ = ["CriticalPoint", "critical_points", "SaddleTimeline", "saddle_timeline"]
+__all__ = ["CriticalPoint", "critical_points"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,10 +74,11 @@ class CriticalPoint(Record):
     """One balanced representative critical point of a deep linear network (see module docs).
 
     `modes` (0-based, increasing), `value` (F at the point, measured), `critical_value` (the
-    formula, for the loss used), `lambda_min`, `lambda_max`, the counts `n_negative`, `n_zero`, `n_positive` of
-    Hessian eigenvalues, `stable_dim`, `unstable_dim`, `centre_dim` of the linearised flow, `kind`,
-    `gradient_norm` (|∇F| at the point: ≈ 0 certifies it is critical), `eigenvalues` (the sorted
-    spectrum) and `model` (the `DeepLinear` at the point).
+    formula, for the loss used), `lambda_min`, `lambda_max`, the counts `n_negative`, `n_zero`,
+    `n_positive` of Hessian eigenvalues, `kind`, `gradient_norm` (|∇F| at the point: ≈ 0
+    certifies it is critical), `eigenvalues` (the sorted spectrum) and `model` (the `DeepLinear`
+    at the point). The linearised flow θ' = −∇²F θ has the properties `unstable_dim`,
+    `centre_dim`, `stable_dim`: the negative, zero and positive Hessian counts.
     """
 
     modes: tuple[int, ...]
@@ -89,9 +89,6 @@ class CriticalPoint(Record):
     n_negative: int
     n_zero: int
     n_positive: int
-    stable_dim: int
-    unstable_dim: int
-    centre_dim: int
     kind: str
     gradient_norm: float
     eigenvalues: np.ndarray = dataclasses.field(repr=False)
@@ -105,6 +102,12 @@ class CriticalPoint(Record):
     escape_direction: np.ndarray | None = dataclasses.field(default=None, repr=False)
     balanced_direction: np.ndarray | None = dataclasses.field(default=None, repr=False)
     model: object = not_json(default=None, repr=False)
+
+    # The linearised flow θ' = −∇²F θ: its unstable, centre and stable dimensions.
+    unstable_dim = alias("n_negative", "Directions the linearised flow expands (λ < 0).")
+    centre_dim = alias("n_zero", "Directions it leaves to higher order (λ = 0).")
+    stable_dim = alias("n_positive", "Directions it contracts (λ > 0).")
+    DERIVED = ("stable_dim", "unstable_dim", "centre_dim")
 
     def balanced_escape_time(self, eps, fraction: float = 0.5):
         """Closed-form time for mode `escape_mode` to reach `fraction`·s_m from the point moved
@@ -245,9 +248,6 @@ def critical_points(
                 n_negative=n_neg,
                 n_zero=n_zero,
                 n_positive=n_pos,
-                stable_dim=n_pos,
-                unstable_dim=n_neg,
-                centre_dim=n_zero,
                 kind=kind,
                 gradient_norm=float(gnorm),
                 eigenvalues=eig,
@@ -270,121 +270,3 @@ def _balanced_direction(u, v, mode, slot, widths, inv_half, whitened) -> np.ndar
 
 # ---------------------------------------------------------------------------------------------
 # the saddle-to-saddle timeline of a trajectory
-
-
-@dataclasses.dataclass(frozen=True)
-class SaddleTimeline(Record):
-    """The saddles a trajectory visited and when it learned each mode (see `saddle_timeline`).
-
-    - `ts`: saved times (T,).
-    - `singular_values`: s (r,), decreasing.
-    - `mode_strengths`: (T, r), u_j(t) = U_jᵀ W(t) V_j (W Σ_xx^{1/2} for non-whitened data).
-    - `learn_times`: (r,), first time u_j crosses s_j/2 (interpolated), NaN if never.
-    - `order`: the learned modes in the order they were learned.
-    - `visited_modes`: the sets J visited, as sorted tuples: (), {first}, {first, second}, ...
-    - `critical_values`: F_J for each visited J (`analytic.critical_value`, × 2/d_out for mse).
-    - `plateau_losses`, `plateau_times`, `plateau_indices`: the measured loss at each plateau, at
-      the saved time where |∇F| is smallest within the plateau's window (see `saddle_timeline`).
-    """
-
-    ts: np.ndarray
-    singular_values: np.ndarray
-    mode_strengths: np.ndarray
-    learn_times: np.ndarray
-    order: list
-    visited_modes: list
-    critical_values: np.ndarray
-    plateau_losses: np.ndarray
-    plateau_times: np.ndarray
-    plateau_indices: list
-
-    @property
-    def plateau_deviation(self) -> np.ndarray:
-        """plateau_losses − critical_values."""
-        return self.plateau_losses - self.critical_values
-
-
-def saddle_timeline(traj, data, fraction: float = 0.5, *, loss=None) -> SaddleTimeline:
-    """Label a deep linear trajectory with the saddles it visited and its mode learning times.
-
-    Mode strengths u_j(t) = U_jᵀ W(t) V_j are computed at every save (vmapped). Mode j is learned
-    at the first time u_j crosses `fraction`·s_j (default s_j/2), interpolated between saves
-    linearly in the logit log(u_j/(s_j − u_j)) (`fits.crossing_time(..., interpolation='logit')`:
-    exact for the balanced depth-2 solution) where 0 < u_j < s_j, linearly in u_j otherwise. The
-    modes are then ordered by learning time; the trajectory visited J_0 = ∅, J_1 = {first},
-    J_2 = {first, second}, ..., with critical values F_{J_i}.
-
-    **Plateau loss.** Plateau i is the time window between learning J_i's last mode and the next
-    (for i = 0 from the first save, for the last from its learning time to the last save). Its
-    loss is the measured loss at the save in that window where |∇F| is smallest: the point where
-    the trajectory passes closest to the critical set. From a per-layer init scale ε it differs
-    from the critical value by the residue of the mode just learned (quadratic: ½(s_i − u_i)²)
-    plus the growth of the next one (linear: −s_j u_j), whose minimum over the window is
-    O(u_0^{c}) with c < 1 set by the ratio of neighbouring singular values; it vanishes as ε → 0.
-
-    **Arguments:** `traj`: a single (not ensemble) trajectory of a `DeepLinear` or
-    `AdjacencyDeepLinear`; `data`: its `Dataset`; `fraction` ∈ (0, 1); `loss`: the loss it was
-    flowed with, 'half_mse' or 'mse' (default: the one `traj.info` names).
-    """
-    from ..models import AbstractLinearModel
-
-    if not isinstance(traj.static, AbstractLinearModel):
-        raise ConfigError(
-            "traj",
-            f"a trajectory of a {type(traj.static).__name__}",
-            "a trajectory of a linear network (DeepLinear, AdjacencyDeepLinear)",
-        )
-    factor = 2.0 * squared_loss_factor(
-        trajectory_loss(traj, loss),
-        data.out_dim,
-        "saddle_timeline compares plateaus with a squared loss's critical values",
-    )
-    check(
-        traj.ensemble_size is None,
-        "traj",
-        "an ensemble trajectory",
-        "a single trajectory (use traj.member(e))",
-    )
-    check(0.0 < fraction < 1.0, "fraction", fraction, "a number in (0, 1)")
-    u, s, v, inv_half = teacher_modes(data)
-    whiten = np.linalg.inv(inv_half)
-
-    def strengths(params):
-        w = eqx.combine(params, traj.static).product() @ whiten
-        return jnp.sum(u * (w @ v), axis=0)
-
-    ts = np.asarray(traj.ts)
-    ms = np.asarray(eqx.filter_jit(jax.vmap(strengths))(traj.params))
-    learn = np.array(
-        [
-            crossing_time(ts, ms[:, j], fraction * s[j], interpolation="logit", upper=s[j])
-            for j in range(s.size)
-        ]
-    )
-    learned = [j for j in range(s.size) if np.isfinite(learn[j])]
-    order = sorted(learned, key=lambda j: learn[j])
-    visited = [tuple(sorted(order[:i])) for i in range(len(order) + 1)]
-    crit = np.array([factor * critical_value(data, j) for j in visited])
-    bounds = [ts[0]] + [learn[j] for j in order] + [ts[-1]]
-    loss = np.asarray(traj.loss)
-    gnorm = np.asarray(traj.grad_norm)
-    p_loss, p_time, p_idx = [], [], []
-    for i in range(len(visited)):
-        window = np.nonzero((ts >= bounds[i]) & (ts <= bounds[i + 1]))[0]
-        if window.size == 0:
-            p_loss.append(np.nan), p_time.append(np.nan), p_idx.append(None)
-            continue
-        k = int(window[np.argmin(gnorm[window])])
-        p_loss.append(loss[k]), p_time.append(ts[k]), p_idx.append(k)
-    return SaddleTimeline(
-        ts=ts,
-        singular_values=s,
-        mode_strengths=ms,
-        learn_times=learn,
-        order=order,
-        visited_modes=visited,
-        critical_values=crit,
-        plateau_losses=np.array(p_loss, float),
-        plateau_times=np.array(p_time, float),
-        plateau_indices=p_idx,
-    )

@@ -1,4 +1,4 @@
-"""Initial residual weights of a `ResNet` (MODELS.md §2): tied, smooth in depth, or i.i.d."""
+"""Initial residual weights of a `ResNet` (docs/resnets.md): tied, smooth in depth, or i.i.d."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@
     x'(s) = ∫_Θ f(x(s), θ) dμ_s(θ),    f(x, θ) = u σ(γ wᵀx + b),   θ = (u, w, b) ∈ R^q × R^q × R,
 
 where μ is a probability measure on [0, 1] × Θ with uniform first marginal and μ_s its
-conditional at depth s (MODELS.md §3, §4). gradflow discretises μ by L layers at
+conditional at depth s (docs/mean-field.md). gradflow discretises μ by L layers at
 s_k = (k − ½)/L, k = 1..L, each holding M particles θ_{k,1..M} of mass 1/(L·M):
 
     x_{k+1} = x_k + (1/L) (1/M) Σ_j f(x_k, θ_{k,j}),    k = 0..L−1,
@@ -23,7 +23,7 @@ The model declares masses 1/(L·M) and `layered = True`, so
   θ_{k,j}' = −L·M ∂F/∂θ_{k,j} = −∇_θ (δF/δμ)(s_k, θ_{k,j})
   with the layer coordinate s_k frozen: each conditional μ_{s_k} follows its own Wasserstein flow
   and the s-marginal stays uniform;
-- `l2=λ` adds λ Σ_{k,j} (1/(LM)) |θ_{k,j}|² = λ ∫∫ |θ|² dμ_s(θ) ds (MODELS.md §4; the paper's
+- `l2=λ` adds λ Σ_{k,j} (1/(LM)) |θ_{k,j}|² = λ ∫∫ |θ|² dμ_s(θ) ds (docs/mean-field.md; the paper's
   λ/2 is our λ).
 
 The shallow two-layer mean-field network is `TwoLayerMeanField` (`_two_layer.py`); both share
@@ -52,6 +52,7 @@ import numpy as np
 from .._arguments import takes
 from .._custom_types import Array, Float, Inputs, Outputs
 from .._errors import ConfigError
+from .._result import alias
 from .._validation import check, integer, positive_int
 from ._base import AbstractLayeredModel, axis_size, masses_like
 from ._particles import (
@@ -163,13 +164,8 @@ class MeanFieldResNet(AbstractLayeredModel, AbstractNeuronMeasure):
         )
 
     # -- sizes ------------------------------------------------------------------------------
-    @property
-    def in_dim(self) -> int:
-        return self.in_features
-
-    @property
-    def out_dim(self) -> int:
-        return self.out_features
+    in_dim = alias("in_features", "d, the inputs' dimension.")
+    out_dim = alias("out_features", "d', the outputs' dimension.")
 
     dim = axis_size("u", -1, "q, the dimension of the state (and of each u, w).")
     layers = axis_size("u", -3, "L, the number of layers.")

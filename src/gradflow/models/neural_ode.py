@@ -1,4 +1,4 @@
-"""The neural-ODE limit of a ResNet (Marion, Wu, Sander, Biau, ICLR 2024, §2 of MODELS.md):
+"""The neural-ODE limit of a ResNet (Marion, Wu, Sander, Biau, ICLR 2024; docs/resnets.md):
 
     H(0) = A x,   H'(s) = (1/√m) V(s) σ(W(s) H(s)/√q),  s ∈ [0, 1],   f(x) = B H(1),
 

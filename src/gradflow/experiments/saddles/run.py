@@ -1,4 +1,4 @@
-"""The `saddles` experiment's run (MODELS.md §1 "Beyond the Hessian"; docs/critical-points.md)."""
+"""The `saddles` experiment's run (docs/critical-points.md, "Beyond the Hessian")."""
 
 from __future__ import annotations
 
