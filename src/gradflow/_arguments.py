@@ -13,21 +13,23 @@ import dataclasses
 import functools
 import inspect
 from collections.abc import Callable
-from typing import TypeVar
-
-_Function = TypeVar("_Function", bound=Callable)
+from typing import Any
 
 _POSITIONAL = inspect.Parameter.POSITIONAL_OR_KEYWORD
 _KEYWORD = inspect.Parameter.KEYWORD_ONLY
 
 
-def takes(group: type, *, into: str) -> Callable[[_Function], _Function]:
+def takes(group: type, *, into: str) -> Callable[[Callable], Callable[..., Any]]:
     """Decorator: `fn(..., <into>: group)` as a function that takes `group`'s fields themselves.
 
     The signature is `fn`'s positional parameters, then the group's fields (positional-or-keyword,
     or keyword-only where the field is `kw_only`), then `fn`'s keyword-only parameters. A call is
     bound to it as any call is (`TypeError` for a missing, unknown or repeated argument), and the
     group's arguments, given or defaulted, reach `fn` as one `group(...)`.
+
+    The result is typed `Callable[..., Any]`: a static type checker cannot see the signature made
+    here, and would otherwise check calls against `fn`'s own (with `into`), refusing the group's
+    keywords. `help`, `inspect.signature` and IPython's completion read the real one.
     """
     fields = dataclasses.fields(group)
     shared = [
@@ -40,7 +42,7 @@ def takes(group: type, *, into: str) -> Callable[[_Function], _Function]:
         for f in fields
     ]
 
-    def decorate(fn: _Function) -> _Function:
+    def decorate(fn: Callable) -> Callable[..., Any]:
         own = [p for p in inspect.signature(fn).parameters.values() if p.name != into]
         if any(p.kind not in (_POSITIONAL, _KEYWORD) for p in own):
             raise TypeError(f"{fn.__qualname__}: only named parameters go with a group")
