@@ -136,6 +136,48 @@ def test_experiment_packages_import_only_public_names(package):
     assert bad == []
 
 
+def _private_owner(name: str) -> str | None:
+    """The package that owns the first private part of a dotted name ('gradflow.runs' for
+    'gradflow.runs._files.read_json'), or None if no part is private."""
+    parts = name.split(".")
+    for i, part in enumerate(parts):
+        if part.startswith("_") and not part.startswith("__"):
+            return ".".join(parts[:i])
+    return None
+
+
+def private_imports_across_packages() -> list[str]:
+    """Imports of a private name of a package by a module outside that package. The top-level
+    package's private modules (`gradflow._validation`, `_errors`, `_files`, ...) are the
+    library's shared internals, open to all of gradflow, as in equinox and diffrax."""
+    bad = []
+    for module, (_, is_package) in MODULES.items():
+        home = module if is_package else module.rsplit(".", 1)[0]
+        for target, names in _imports(module):
+            for name in [target, *(f"{target}.{n}" for n in names)]:
+                owner = _private_owner(name)
+                if owner in (None, "gradflow") or home == owner or home.startswith(owner + "."):
+                    continue
+                bad.append(f"{module}: {name}")
+    return sorted(set(bad))
+
+
+def test_no_private_name_is_imported_across_packages(monkeypatch):
+    assert private_imports_across_packages() == []
+    # the check can fail: the sweeps reaching into the runner's private module
+    original = _imports
+
+    def planted(name):
+        extra = [("gradflow.runs._runner", ["plan"])] if name == "gradflow.sweeps._api" else []
+        return original(name) + extra
+
+    monkeypatch.setitem(globals(), "_imports", planted)
+    assert private_imports_across_packages() == [
+        "gradflow.sweeps._api: gradflow.runs._runner",
+        "gradflow.sweeps._api: gradflow.runs._runner.plan",
+    ]
+
+
 def _cited_documents(text: str) -> set[str]:
     """The Markdown files a text names (e.g. 'docs/resnets.md', 'MODELS.md')."""
     import re

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from cli_helpers import exited, invoke, last_error_line, one_error_line
 
-from gradflow.runs import _files
+from gradflow import _files
 
 OUTPUTS = (
     "config.json",

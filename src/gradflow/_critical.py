@@ -262,7 +262,7 @@ def critical_point(
 
     **Returns:** a `CriticalPointResult`. **Raises:** `ConfigError` for invalid arguments.
     """
-    from .diagnostics._losses import require_minimum
+    from ._loss_checks import require_minimum
     from .diagnostics.escape import escape_probe, lower_bound_of, symmetry_basis
 
     loss = as_loss(loss)
@@ -306,10 +306,13 @@ def critical_point(
         eig, vec = np.linalg.eigh(0.5 * (kq + kq.T))
         vec = comp @ vec
     else:
-        from .diagnostics.hessian import _lanczos
+        from .diagnostics import lanczos_eigenvalues
 
         m = min(p, 2 * lanczos_k + 40)
-        eig, vec = np.asarray(_lanczos(problem, system.theta(phi), m, jax.random.PRNGKey(0))), None
+        eig, vec = (
+            np.asarray(lanczos_eigenvalues(problem, system.theta(phi), m, jax.random.PRNGKey(0))),
+            None,
+        )
     scale = float(np.max(np.abs(eig))) if eig.size else 0.0
     n_neg = int(np.sum(eig < -tol * scale))
     n_pos = int(np.sum(eig > tol * scale))

@@ -111,8 +111,7 @@ def describe(name: str = typer.Argument(..., help="experiment name (see `gradflo
 
 def _print_effective(effective, folder: Path) -> None:
     """The effective configuration, field by field, with where each value comes from."""
-    from .experiments._config import _fmt_bytes, physical_memory
-    from .experiments._parse import to_text
+    from .experiments import format_bytes, physical_memory, to_text
 
     config = effective.config
     sources = effective.sources()
@@ -129,7 +128,7 @@ def _print_effective(effective, folder: Path) -> None:
     estimate, limit = config.estimated_bytes(), physical_memory()
     if estimate is not None:
         console.print(
-            f"estimated memory {_fmt_bytes(estimate)} of {_fmt_bytes(limit or float('nan'))}",
+            f"estimated memory {format_bytes(estimate)} of {format_bytes(limit or float('nan'))}",
             markup=False,
             highlight=False,
         )
@@ -156,11 +155,10 @@ def run(
     ),
 ) -> None:
     """Run a named experiment and write its run folder."""
-    from . import _interrupt
+    from . import _interrupt, runs
     from ._cache import enable_compilation_cache
     from ._errors import ConfigError, DivergenceError, RunInterrupted, SolverError
-    from .runs import _runner
-    from .runs._signals import exit_code
+    from .runs import exit_code
 
     enable_compilation_cache()  # a second run of the same shapes loads its programs from disk
     folder = out
@@ -177,23 +175,23 @@ def run(
                 raise ConfigError("--overwrite", True, "not with --resume")
             if out is None and name is None:
                 raise ConfigError("--out", None, "the folder of the run to resume")
-            folder = out if out is not None else _runner.default_folder(name)
+            folder = out if out is not None else runs.default_folder(name)
             if dry_run:
-                effective = _runner.read_config(folder, name)
+                effective = runs.read_config(folder, name)
                 _print_effective(effective, folder)
                 return
             with _progress_bar() as bar:
-                folder, result = _runner.resume_experiment(folder, name, _RichView(bar))
+                folder, result = runs.resume_experiment(folder, name, _RichView(bar))
         else:
             if name is None:
                 raise ConfigError("NAME", None, "an experiment name (see gradflow list)")
             overrides = _parse_sets(set_)
-            effective, folder = _runner.plan(name, overrides, out, overwrite=overwrite)
+            effective, folder = runs.plan(name, overrides, out, overwrite=overwrite)
             if dry_run:
                 _print_effective(effective, folder)
                 return
             with _progress_bar() as bar:
-                folder, result = _runner.run_experiment(
+                folder, result = runs.run_experiment(
                     name, overrides, folder, _RichView(bar), overwrite=overwrite
                 )
     except ConfigError as err:
@@ -335,7 +333,7 @@ def main() -> None:
 
     from . import _interrupt
     from ._errors import RunInterrupted
-    from .runs._signals import exit_code
+    from .runs import exit_code
 
     for s in (signal.SIGINT, signal.SIGTERM):
         signal.signal(s, _on_signal)

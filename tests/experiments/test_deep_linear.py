@@ -306,7 +306,7 @@ def test_seeds_as_one_ensemble_equal_their_own_runs():
 
     experiment = get_experiment("deep-linear")
     configs = [make_config("deep-linear", {"preset": "tiny", "seed": str(k)}) for k in (3, 4)]
-    together = experiment.run_seeds(configs, RunContext())
+    together = list(experiment.run_seeds(configs, RunContext()))
     for config, result in zip(configs, together, strict=True):
         alone = flatten(experiment.run(config, RunContext()).summary)
         flat = flatten(result.summary)

@@ -175,3 +175,20 @@ def test_flatten_names_every_number_by_its_key_path():
     assert list(flat) == ["a.b.c", "a.d.0", "a.d.1.e", "f"]
     assert flat["a.b.c"] == 1.5 and flat["a.d.0"] == 1 and flat["f"] is True
     assert np.isnan(flat["a.d.1.e"])
+
+
+def test_a_hook_that_fails_midway_leaves_the_rest_to_single_runs():
+    # The seeds the hook gave are used as they came; where it raised, the rest run on their own.
+    from gradflow.sweeps._cell import _guarded
+
+    def hook(configs, context):
+        yield "first"
+        raise RuntimeError("out of memory")
+
+    notes = []
+    assert list(_guarded(hook, [1, 2, 3], None, notes.append)) == ["first", None, None]
+    assert "failed after 1" in notes[0] and "out of memory" in notes[0]
+    notes.clear()
+    assert list(_guarded(lambda c, x: ["a"], [1, 2], None, notes.append)) == ["a", None]
+    assert notes == ["run_seeds returned 1 results for 2 seeds"]
+    assert list(_guarded(lambda c, x: ["a", "b", "c"], [1, 2], None, notes.append)) == ["a", "b"]

@@ -32,6 +32,7 @@ from .escape import orbit_dimension as orbit_dimension
 from .escape import rescaling_tangents as rescaling_tangents
 from .hessian import hessian_matrix as hessian_matrix
 from .hessian import hessian_spectrum as hessian_spectrum
+from .hessian import lanczos_eigenvalues as lanczos_eigenvalues
 from .lojasiewicz import EnergyDissipation as EnergyDissipation
 from .lojasiewicz import LojasiewiczFit as LojasiewiczFit
 from .lojasiewicz import energy_dissipation as energy_dissipation

@@ -26,13 +26,13 @@ import jax.tree_util as jtu
 import numpy as np
 
 from .._errors import ConfigError
+from .._loss_checks import require_minimum, squared_loss_factor, trajectory_loss
 from .._problem import GradientFlowProblem
 from .._result import Record
 from .._trajectory import Trajectory
 from .._validation import check
 from ..data import Dataset
 from ..losses import as_loss, loss_name
-from ._losses import require_minimum, squared_loss_factor, trajectory_loss
 
 
 @dataclasses.dataclass(frozen=True)

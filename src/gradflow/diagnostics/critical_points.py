@@ -57,12 +57,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._errors import ConfigError
+from .._loss_checks import require_minimum, squared_loss_factor
 from .._problem import GradientFlowProblem
 from .._result import Record, alias, not_json
 from .._validation import check
 from ..analytic import balanced_factorisation, critical_value, learning_time, teacher_modes
 from ..losses import as_loss
-from ._losses import require_minimum, squared_loss_factor
 from .escape import orbit_dimension
 from .hessian import hessian_matrix
 

@@ -49,7 +49,11 @@ def hessian_matrix(model, data, l2: float = 0.0, loss="half_mse") -> np.ndarray:
 
 
 @eqx.filter_jit
-def _lanczos(problem, params, m, key):
+def lanczos_eigenvalues(problem, params, m, key):
+    """The m Ritz values of ∇²F at `params` (a `GradientFlowProblem`'s objective, flattened
+    trainable parameters) from m steps of Lanczos with full reorthogonalisation, started at a
+    random vector drawn from `key`: the extreme ones converge first (`hessian_spectrum`'s
+    matrix-free method)."""
     flat, f = _flat(problem, params)
     grad = jax.grad(f)
     hvp = lambda v: jax.jvp(grad, (flat,), (v,))[1]
@@ -122,7 +126,7 @@ def hessian_spectrum(
     m = min(p, 2 * int(k) + 40) if iterations is None else int(iterations)
     check(1 <= m <= p, "iterations", iterations, f"an integer in 1..{p} (the parameter count)")
     key = jax.random.PRNGKey(0) if key is None else key
-    ritz = np.asarray(_lanczos(problem, params, m, key))
+    ritz = np.asarray(lanczos_eigenvalues(problem, params, m, key))
     if m <= 2 * k:
         return ritz
     return np.concatenate([ritz[:k], ritz[-k:]])

@@ -52,10 +52,10 @@ import numpy as np
 from scipy.interpolate import CubicSpline
 
 from .._errors import ConfigError
+from .._loss_checks import require_minimum, trajectory_loss
 from .._result import Record
 from .._validation import check
 from ..fits import exponential_rate, linear_fit, loglog_slope
-from ._losses import require_minimum, trajectory_loss
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,11 +12,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._errors import ConfigError
+from .._loss_checks import squared_loss_factor, trajectory_loss
 from .._result import Record
 from .._validation import check
 from ..analytic import critical_value, teacher_modes
 from ..fits import crossing_time
-from ._losses import squared_loss_factor, trajectory_loss
 
 __all__ = ["SaddleTimeline", "saddle_timeline", "learn_order", "visited_sets"]
 

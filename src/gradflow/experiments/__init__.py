@@ -5,7 +5,9 @@ config), `effective_config` (with its preset and the keys set), `run_experiment(
 out)` (a run folder; from `gradflow.runs`); and what an experiment is written with:
 `ExperimentConfig`, `param`, `checks` (field checks), `Result`, `register`, `RunContext`.
 An experiment is a package `experiments/<name>/` (config, run, figures) importing only these and
-the public names of `gradflow`.
+the public names of `gradflow`. For the command line, the runner and sweeps: `field_specs`,
+`coerce` and `to_text` (a field's value from and to `--set` text), `from_record` (a config.json's
+effective config), `physical_memory` and `format_bytes`.
 """
 
 from . import _checks as checks  # noqa: F401  (public: the field checks of `param`)
@@ -15,12 +17,18 @@ from ._base import Result as Result
 from ._base import get_experiment as get_experiment
 from ._base import register as register
 from ._config import ExperimentConfig as ExperimentConfig
+from ._config import field_specs as field_specs
+from ._config import format_bytes as format_bytes
 from ._config import param as param
+from ._config import physical_memory as physical_memory
 from ._effective import PRESETS as PRESETS
 from ._effective import EffectiveConfig as EffectiveConfig
 from ._effective import describe as describe
 from ._effective import effective_config as effective_config
+from ._effective import from_record as from_record
 from ._effective import make_config as make_config
+from ._parse import coerce as coerce
+from ._parse import to_text as to_text
 
 # Experiment packages (each registers itself on import), after the names they import from here.
 # isort: split

@@ -15,8 +15,9 @@ To add an experiment, write
 
 and import it in `gradflow/experiments/__init__.py`. An experiment whose seeds can be solved
 together (one `gf.Ensemble` flow) may also pass `run_seeds=`: a function `(configs, context) ->
-list[Result]` given configs that differ only in `seed`, returning what `run` would return for
-each (to the flow's tolerance). `gradflow sweep` uses it for the seeds of a cell; without it the
+iterable of Result` given configs that differ only in `seed`, giving what `run` would return for
+each (to the flow's tolerance), in order; a generator lets the sweep write each seed's folder
+(and close its figures) before the next is made. `gradflow sweep` uses it for the seeds of a cell; without it the
 seeds are separate runs in one warm worker process. The context (`gradflow.runs.RunContext`)
 reports progress (`with context.task("flows", total=n) as advance: ... advance()`, which is
 also where an interrupted run stops), logs, and gives checkpoint folders for long flows.
@@ -25,7 +26,7 @@ also where an interrupted run stops), logs, and gives checkpoint folders for lon
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from .._errors import ConfigError
@@ -75,7 +76,7 @@ class Experiment:
     description: str
     config_cls: type
     run: Callable[[Any, Any], Result]
-    run_seeds: Callable[[list, Any], list[Result]] | None = None
+    run_seeds: Callable[[list, Any], Iterable[Result]] | None = None
 
 
 REGISTRY: dict[str, Experiment] = {}
@@ -84,9 +85,10 @@ REGISTRY: dict[str, Experiment] = {}
 def register(name: str, description: str, config_cls: type, *, run_seeds=None):
     """Decorator registering `run(config, context) -> Result` as the experiment `name`.
 
-    `run_seeds(configs, context) -> list[Result]` (optional): the seeds of one configuration run
-    together, e.g. as one ensemble flow; `configs` differ only in `seed` and result i must be what
-    `run(configs[i], ...)` gives (sweeps write each into its own run folder)."""
+    `run_seeds(configs, context) -> iterable of Result` (optional): the seeds of one configuration
+    run together, e.g. as one ensemble flow; `configs` differ only in `seed` and result i must be
+    what `run(configs[i], ...)` gives (sweeps write each into its own run folder as it comes; a
+    seed the hook does not reach, because it raised or stopped short, runs on its own)."""
     if run_seeds is not None and not callable(run_seeds):
         raise TypeError(f"run_seeds of {name} is not callable")
     if not (dataclasses.is_dataclass(config_cls) and issubclass(config_cls, ExperimentConfig)):
@@ -120,7 +122,7 @@ def __getattr__(name: str):
     # `Progress` was the object handed to experiments before `RunContext` replaced it; a
     # `RunContext()` without a folder shows nothing, as `Progress()` did (benchmarks use it).
     if name == "Progress":
-        from ..runs._context import RunContext
+        from ..runs import RunContext
 
         return RunContext
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

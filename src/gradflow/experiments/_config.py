@@ -75,7 +75,8 @@ def field_specs(cls) -> dict[str, tuple[dataclasses.Field, Any]]:
     return {f.name: (f, hints[f.name]) for f in dataclasses.fields(cls)}
 
 
-def _fmt_bytes(n: float) -> str:
+def format_bytes(n: float) -> str:
+    """A byte count as text with a decimal unit ('1.5 GB'); 'unbounded' for inf or NaN."""
     if not math.isfinite(n):
         return "unbounded"
     for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
@@ -175,8 +176,8 @@ class ExperimentConfig:
         raise ConfigError(
             name,
             shown(getattr(self, name)),
-            f"sizes whose estimated memory ({_fmt_bytes(estimate)}) fits in this machine's "
-            f"{_fmt_bytes(limit)} (sizes: {listing})",
+            f"sizes whose estimated memory ({format_bytes(estimate)}) fits in this machine's "
+            f"{format_bytes(limit)} (sizes: {listing})",
         )
 
     # ------------------------------------------------------------------------------------------

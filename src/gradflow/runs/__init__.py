@@ -5,6 +5,7 @@ experiments, the folder mechanics (lock, atomic writes, status), provenance and 
 imports `gradflow.experiments`, which imports this package.
 """
 
+from .._files import RunFolderError as RunFolderError
 from ._context import RunContext as RunContext
 
 _LAZY = {
@@ -17,8 +18,8 @@ _LAZY = {
     "build_report": "_report",
     "provenance": "_provenance",
     "RunFolder": "_folder",
-    "RunFolderError": "_files",
     "SignalGuard": "_signals",
+    "exit_code": "_signals",
 }
 
 

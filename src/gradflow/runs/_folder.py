@@ -16,9 +16,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from .. import _files
 from .._errors import FileFormatError
-from . import _files
-from ._files import RunFolderError
+from .._files import RunFolderError
 
 LOCK = ".gradflow.lock"
 MANIFEST = ".gradflow-files.json"

@@ -16,8 +16,8 @@ import stat
 from pathlib import Path
 from typing import Any
 
+from .. import _files
 from .._errors import ConfigError, FileFormatError
-from . import _files
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }

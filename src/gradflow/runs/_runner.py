@@ -17,13 +17,11 @@ import json
 import time
 from pathlib import Path
 
-from .. import _interrupt
+from .. import _files, _interrupt
 from .._errors import ConfigError, DivergenceError, RunInterrupted, SolverError
-from ..experiments._base import Result, get_experiment
-from ..experiments._effective import EffectiveConfig, effective_config, from_record
-from . import _files
+from .._files import RunFolderError
+from ..experiments import EffectiveConfig, Result, effective_config, from_record, get_experiment
 from ._context import ProgressView, RunContext
-from ._files import RunFolderError
 from ._folder import RunFolder, check_out
 from ._provenance import input_files, provenance
 from ._report import write_report

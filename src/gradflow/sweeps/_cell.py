@@ -64,7 +64,7 @@ def folder_status(folder) -> str | None:
 
 
 def _record(folder, fallback_error: str | None = None) -> dict[str, Any]:
-    from ..runs import _files
+    from .. import _files
 
     try:
         summary = _files.read_json(os.path.join(folder, "summary.json"))
@@ -93,9 +93,11 @@ def _one(name, overrides, folder, status, compute=None) -> dict[str, Any]:
     return {**_record(folder), "action": "run" if status is None else "resumed"}
 
 
-def _ensemble(name, plan_seeds, context_log) -> list | None:
-    """The results of the seeds `plan_seeds` [(seed, overrides, folder)] from the experiment's
-    `run_seeds` hook, or None (no hook, or it failed: the seeds then run one by one)."""
+def _ensemble(name, plan_seeds, context_log):
+    """An iterator over the results of the seeds `plan_seeds` [(seed, overrides, folder)] from
+    the experiment's `run_seeds` hook, in order, or None (no hook). The hook may produce them
+    lazily (a generator: each seed's result, figures included, is written before the next is
+    made); `_next_result` takes them one at a time."""
     from ..experiments import effective_config, get_experiment
     from ..runs import RunContext
 
@@ -103,18 +105,29 @@ def _ensemble(name, plan_seeds, context_log) -> list | None:
     if hook is None or len(plan_seeds) < 2:
         return None
     configs = [effective_config(name, dict(o)).config for _, o, _ in plan_seeds]
+    return iter(_guarded(hook, configs, RunContext(), context_log))
+
+
+def _guarded(hook, configs, context, context_log):
+    """The hook's results; where it fails or stops short, the rest of the seeds get None (they
+    then run one by one, and fail there on their own if they must)."""
+    done = 0
     try:
-        results = list(hook(configs, RunContext()))
-    except Exception as err:  # noqa: BLE001  (each seed then runs, and fails, on its own)
+        for result in hook(configs, context):
+            if done == len(configs):
+                break
+            done += 1
+            yield result
+    except Exception as err:  # noqa: BLE001  (each remaining seed then runs on its own)
         context_log(
-            f"ensemble of {len(configs)} seeds failed ({type(err).__name__}: {err}); "
-            "running the seeds one by one"
+            f"ensemble of {len(configs)} seeds failed after {done} ({type(err).__name__}: "
+            f"{err}); running the rest one by one"
         )
-        return None
-    if len(results) != len(configs):
-        context_log(f"run_seeds returned {len(results)} results for {len(configs)} seeds")
-        return None
-    return results
+    else:
+        if done < len(configs):
+            context_log(f"run_seeds returned {done} results for {len(configs)} seeds")
+    for _ in range(len(configs) - done):
+        yield None
 
 
 def run_cell(task: dict) -> dict:
@@ -135,12 +148,11 @@ def run_cell(task: dict) -> dict:
         else:
             out[seed] = _one(name, overrides, folder, status)
     results = _ensemble(name, todo, notes.append)
-    for i, (seed, overrides, folder) in enumerate(todo):
-        compute = None
-        if results is not None:
-            compute = lambda config, context, r=results[i]: r  # noqa: E731
+    for seed, overrides, folder in todo:
+        result = None if results is None else next(results)
+        compute = None if result is None else (lambda config, context, r=result: r)
         out[seed] = _one(name, overrides, folder, None, compute)
-        if results is not None:
+        if result is not None and out[seed]["action"] == "run":
             out[seed]["action"] = "ensemble"
     return {
         "index": task["index"],

@@ -18,11 +18,10 @@ import re
 from pathlib import Path
 from typing import Any
 
+from .. import _files
 from .._errors import ConfigError
-from ..experiments import effective_config, get_experiment
-from ..experiments._config import field_specs
-from ..experiments._parse import coerce, to_text
-from ..runs import RunFolderError, _files
+from ..experiments import coerce, effective_config, field_specs, get_experiment, to_text
+from ..runs import RunFolderError
 
 MANIFEST = "manifest.json"
 CELLS = "cells"

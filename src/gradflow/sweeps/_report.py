@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..runs import _files
+from .. import _files
 from ._grid import Plan
 
 REPORT = "report.html"

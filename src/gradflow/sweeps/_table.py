@@ -14,7 +14,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ..runs import _files
+from .. import _files
 from ._grid import Plan, seed_folder
 
 RESULTS = "results.parquet"

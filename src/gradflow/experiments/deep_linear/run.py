@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -237,7 +238,7 @@ def _start(c: DeepLinearConfig):
     return data, model, s, init_scale(model, c)
 
 
-def run_seeds(configs: list[DeepLinearConfig], context: RunContext) -> list[Result]:
+def run_seeds(configs: list[DeepLinearConfig], context: RunContext) -> Iterator[Result]:
     """The seeds of one configuration with their first flow segment solved as one ensemble.
 
     Each seed draws its own data and init, so the members flow on their own data
@@ -245,7 +246,8 @@ def run_seeds(configs: list[DeepLinearConfig], context: RunContext) -> list[Resu
     (ensemble='auto': on a CPU, small vmapped groups mapped over); a member's trajectory is the
     one its own run computes, to round-off. The rest (horizon extensions, gradient descent,
     diagnostics, escapes) runs seed by seed. Refused (the seeds then run one by one) where the
-    seeds' first segments differ in horizon or solver.
+    seeds' first segments differ in horizon or solver. A generator: the ensemble flow runs at the
+    first result asked for, each seed's diagnostics and figures at its own.
     """
     c = configs[0]
     starts = [_start(ci) for ci in configs]
@@ -261,17 +263,11 @@ def run_seeds(configs: list[DeepLinearConfig], context: RunContext) -> list[Resu
     members = gf.Ensemble.stack([model for _, model, _, _ in starts])
     datasets = [data for data, _, _, _ in starts]
     first = _segment(c, members, datasets, first_saves(c, t1), solver, "flow-0", context)
-    return [
-        finish(
-            ci,
-            *start,
-            flow(
-                ci, start[1], start[0], *start[2:], context, first.member(e), f"seed{ci.seed}-flow"
-            ),
-            context,
-        )
-        for e, (ci, start) in enumerate(zip(configs, starts, strict=True))
-    ]
+    # One seed at a time from here (a generator): the sweep writes each seed's folder, and
+    # closes its figures, before the next seed's are made.
+    for e, (ci, (data, model, s, eps)) in enumerate(zip(configs, starts, strict=True)):
+        f = flow(ci, model, data, s, eps, context, first.member(e), f"seed{ci.seed}-flow")
+        yield finish(ci, data, model, s, eps, f, context)
 
 
 @register(

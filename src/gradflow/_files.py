@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from .._atomic import TMP_PREFIX as TMP_PREFIX
-from .._atomic import atomic_write as atomic_write
-from .._atomic import temporary_name as temporary_name
-from .._errors import ConfigError, FileFormatError
+from ._atomic import TMP_PREFIX as TMP_PREFIX
+from ._atomic import atomic_write as atomic_write
+from ._atomic import temporary_name as temporary_name
+from ._errors import ConfigError, FileFormatError
 
 
 class RunFolderError(ConfigError):

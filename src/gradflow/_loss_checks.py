@@ -14,8 +14,8 @@ default). Some diagnostics need more of the loss:
 
 from __future__ import annotations
 
-from .._errors import ConfigError
-from ..losses import LOSSES, MSE, AbstractLoss, HalfMSE, as_loss, loss_name
+from ._errors import ConfigError
+from .losses import LOSSES, MSE, AbstractLoss, HalfMSE, as_loss, loss_name
 
 
 def trajectory_loss(traj, loss) -> AbstractLoss | None:
