@@ -8,7 +8,7 @@ src/gradflow/_flow.py):
 
 - 'map' (per-member stepping): the members one after another inside one compiled program, each
   with its own step-size controller;
-- 'auto': on a CPU, 'map' over groups of 4 vmapped members;
+- 'auto': on a CPU, 'map' over vmapped groups of members fitting in 48 KB of parameters;
 - 'vmap': one batched loop, each member its own step size, the loop running until the slowest
   member is done (finished members masked, not skipped);
 - 'lockstep': one ODE system, one controller (the RMS error over all members): every member

@@ -121,3 +121,19 @@ def test_member_data_are_checked(model, data, words):
     with pytest.raises(gf.ConfigError) as e:
         gf.flow(model, data, 1.0)
     assert e.value.field == "data" and words in str(e.value)
+
+
+def test_auto_groups_on_a_cpu_fit_the_members_parameters_in_the_budget():
+    from gradflow._solve import CPU_GROUP_BYTES, cpu_group, ensemble_strategy
+
+    assert cpu_group(8 * 1024) == 6 and cpu_group(32 * 1024) == 1  # widths 16 and 32, depth 4
+    assert cpu_group(1) == 64 and cpu_group(10**9) == 1
+    if jax.default_backend() == "cpu":
+        assert ensemble_strategy("auto", member_bytes=CPU_GROUP_BYTES // 3) == ("map", 3)
+    # a flow records the group it used: members of 2 layers 8 x 8 (1,024 bytes each)
+    keys = jax.random.split(jax.random.PRNGKey(1), 3)
+    model, data = _deep_problem(widths=(8, 8, 8))
+    members = gf.Ensemble.stack([gf.models.DeepLinear([8, 8, 8], k, 0.5) for k in keys])
+    traj = gf.flow(members, data, 0.5)
+    cpu = jax.default_backend() == "cpu"
+    assert traj.info["ensemble"] == ("map (groups of 48)" if cpu else "vmap")

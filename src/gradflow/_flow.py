@@ -26,7 +26,7 @@ from ._clock import default_saves, flow_time, solver_time
 from ._errors import SolverError
 from ._settings import FlowSettings, takes_flow_settings
 from ._solve import (  # noqa: F401  (upper-case names, SolveCarry: re-exported)
-    CPU_GROUP,
+    CPU_GROUP_BYTES,
     ENSEMBLE_STRATEGIES,
     RESULT_NAMES,
     SolveCarry,

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import diffrax
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -74,10 +75,13 @@ class FlowSettings:
         problem, params = GradientFlowProblem.from_model(
             model, data, geometry=self.geometry, loss=self.loss, l2=self.l2, dtype=self.dtype
         )
-        options, info = self._options(problem, t0, t1, event, progress, is_ensemble, clock)
+        member_bytes = _member_bytes(params, model.size) if is_ensemble else 0
+        options, info = self._options(
+            problem, t0, t1, event, progress, is_ensemble, clock, member_bytes
+        )
         return problem, params, options, info, is_ensemble
 
-    def _options(self, problem, t0, t1, event, progress, ensemble, clock):
+    def _options(self, problem, t0, t1, event, progress, ensemble, clock, member_bytes=0):
         """The solve's `SolveOptions` and the `info` they imply, after validating them."""
         rtol, atol, max_steps, stop_below = self.rtol, self.atol, self.max_steps, self.stop_below
         real("t0", t0)
@@ -110,7 +114,7 @@ class FlowSettings:
                 "None for an Ensemble (members would stop at different times)",
             )
         level = None if stop_below is None else jnp.asarray(stop_below, problem.dtype)
-        strategy, group = ensemble_strategy(self.ensemble)
+        strategy, group = ensemble_strategy(self.ensemble, member_bytes=member_bytes)
         options = SolveOptions(
             solver_obj,
             controller_obj,
@@ -143,3 +147,9 @@ class FlowSettings:
 
 # `gf.flow` and `gf.flow_in_pieces` take the settings as keywords and receive them as `settings`.
 takes_flow_settings = takes(FlowSettings, into="settings")
+
+
+def _member_bytes(params, size: int) -> int:
+    """Bytes of one member's parameters (an ensemble's `params` carry a leading member axis)."""
+    total = sum(a.size * a.dtype.itemsize for a in jax.tree_util.tree_leaves(params))
+    return total // max(1, size)

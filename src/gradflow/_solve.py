@@ -84,27 +84,39 @@ def _velocities(t, y, args):
 #   cache at a time.
 # - "lockstep": the members as one ODE system; one step-size controller for all (its error
 #   norm is the RMS over every member's), so every member takes steps set by the hardest ones.
-# - "auto": per backend. On a CPU "map" over groups of `CPU_GROUP` members (measured in
-#   benchmarks/ensemble.py: a vmapped batch of 64 deep-linear solves took ~2x the time of 64
-#   sequential ones, the stacked stages falling out of cache and the batch stepping until its
-#   slowest member is done, while small groups vectorise the small matrix products without
-#   either cost); on an accelerator "vmap" (thousands of members fill the device: 1,024 seeds
-#   cost ~10x one seed on an H200).
+# - "auto": per backend. On an accelerator "vmap" (thousands of members fill the device: 1,024
+#   seeds cost ~10x one seed on an H200). On a CPU "map" over vmapped groups whose parameters
+#   together stay within `CPU_GROUP_BYTES` (`cpu_group`): vmapping a few small members
+#   vectorises their small matrix products, but a batch whose stacked solver stages outgrow the
+#   core's cache, and which steps until its slowest member is done, is slower than the members
+#   one after another. Measured by benchmarks/ensemble.py (64 seeds of a depth-4 linear network,
+#   idle 2-core EPYC, 2026-12-07): at width 16 (8 KB of parameters per member) vmap 0.60x,
+#   groups of 4 0.67x, one at a time 0.84x of 64 single solves; at width 32 (32 KB) vmap 1.73x,
+#   groups of 4 1.12x, one at a time 0.91x. 48 KB per group gives 6 at width 16 and 1 at 32.
 ENSEMBLE_STRATEGIES = ("auto", "vmap", "map", "lockstep")
 
+CPU_GROUP_BYTES = 48 * 1024
+CPU_GROUP_MAX = 64
 
-CPU_GROUP = 4
+
+def cpu_group(member_bytes: int) -> int:
+    """Members per vmapped group on a CPU: as many as fit in `CPU_GROUP_BYTES` of parameters,
+    at least 1 and at most `CPU_GROUP_MAX`."""
+    return max(1, min(CPU_GROUP_MAX, CPU_GROUP_BYTES // max(1, int(member_bytes))))
 
 
-def ensemble_strategy(name, group: int = 1) -> tuple[str, int]:
+def ensemble_strategy(name, group: int = 1, member_bytes: int = 0) -> tuple[str, int]:
     """(strategy, group size) that `name` ('auto', a strategy, or an integer group size for
-    'map') stands for on the current backend."""
+    'map') stands for on the current backend, for members of `member_bytes` bytes of
+    parameters each."""
     if isinstance(name, int | np.integer) and not isinstance(name, bool):
         return "map", integer("ensemble", name, minimum=1)
     check_choice("ensemble", name, ENSEMBLE_STRATEGIES)
     if name != "auto":
         return name, group
-    return ("map", CPU_GROUP) if jax.default_backend() == "cpu" else ("vmap", 1)
+    if jax.default_backend() == "cpu":
+        return "map", cpu_group(member_bytes)
+    return "vmap", 1
 
 
 class SolveCarry(eqx.Module):
