@@ -151,6 +151,12 @@ def test_invalid_values_give_one_config_error_naming_the_key(name, data):
     check_invalid(name, key, text)
 
 
+@pytest.mark.parametrize("key, text", [("seed", "0\x1f"), ("seed", "3\x1c"), ("rtol", "1e-8\x1e")])
+def test_control_characters_are_not_white_space(key, text):
+    # Found by the fuzz test above: str.strip() removes \x1c-\x1f, int() and float() do not.
+    check_invalid("deep-linear", key, text)
+
+
 @pytest.mark.parametrize("name", NAMES)
 @settings(max_examples=60, deadline=None)
 @given(data=st.data())

@@ -78,10 +78,12 @@ def _parse_scalar(text: str, annotation) -> Any:
         if low in _FALSE_WORDS:
             return False
         raise ValueError(text)
+    # int() and float() take surrounding white space themselves, in their own sense of it: not
+    # str.strip()'s, which also removes control characters such as \x1f ('0\x1f' is refused).
     if annotation is int:
-        return int(text.strip())
+        return int(text)
     if annotation is float:
-        return float(text.strip())
+        return float(text)
     if annotation is str:
         return text.strip()
     raise ValueError(text)
