@@ -64,6 +64,18 @@ class SaddleTimeline(Record):
         return self.plateau_losses - self.critical_values
 
 
+@eqx.filter_jit
+def _mode_strengths(params, static, u, v, whiten):
+    """u_j(t) = U_jᵀ W(t) Σ_xx^{1/2} V_j at every save (T, r), as one compiled function for every
+    call of these shapes (a closure jitted per call would be traced again each time)."""
+
+    def strengths(p):
+        w = eqx.combine(p, static).product() @ whiten
+        return jnp.sum(u * (w @ v), axis=0)
+
+    return jax.vmap(strengths)(params)
+
+
 def learn_order(learn_times) -> list[int]:
     """The modes j with a finite learning time, sorted by it."""
     learned = [j for j in range(len(learn_times)) if np.isfinite(learn_times[j])]
@@ -120,12 +132,8 @@ def saddle_timeline(traj, data, fraction: float = 0.5, *, loss=None) -> SaddleTi
     u, s, v, inv_half = teacher_modes(data)
     whiten = np.linalg.inv(inv_half)
 
-    def strengths(params):
-        w = eqx.combine(params, traj.static).product() @ whiten
-        return jnp.sum(u * (w @ v), axis=0)
-
     ts = np.asarray(traj.ts)
-    ms = np.asarray(eqx.filter_jit(jax.vmap(strengths))(traj.params))
+    ms = np.asarray(_mode_strengths(traj.params, traj.static, u, v, whiten))
     learn = np.array(
         [
             crossing_time(ts, ms[:, j], fraction * s[j], interpolation="logit", upper=s[j])
