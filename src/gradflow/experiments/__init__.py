@@ -10,6 +10,7 @@ the public names of `gradflow`. For the command line, the runner and sweeps: `fi
 effective config), `physical_memory` and `format_bytes`.
 """
 
+from .._memory import physical_memory as physical_memory
 from . import _checks as checks  # noqa: F401  (public: the field checks of `param`)
 from ._base import REGISTRY as REGISTRY
 from ._base import Experiment as Experiment
@@ -20,7 +21,6 @@ from ._config import ExperimentConfig as ExperimentConfig
 from ._config import field_specs as field_specs
 from ._config import format_bytes as format_bytes
 from ._config import param as param
-from ._config import physical_memory as physical_memory
 from ._effective import PRESETS as PRESETS
 from ._effective import EffectiveConfig as EffectiveConfig
 from ._effective import describe as describe

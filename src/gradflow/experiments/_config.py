@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from .._errors import ConfigError
+from .._memory import physical_memory
 from . import _checks
 from ._parse import _item_type, _optional_inner, accepted_form
 
@@ -84,14 +85,6 @@ def format_bytes(n: float) -> str:
             return f"{n:.3g} {unit}"
         n /= 1000
     return f"{n:.3g} PB"
-
-
-def physical_memory() -> int | None:
-    """This machine's physical memory in bytes (None where `os.sysconf` cannot tell)."""
-    try:
-        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
-    except (AttributeError, ValueError, OSError):
-        return None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,8 +9,9 @@ saves dominate, so a run keeps fewer of them and computes their metrics in piece
 from __future__ import annotations
 
 import dataclasses
-import os
+import math
 
+from .._memory import physical_memory
 from .._result import Record
 from .._validation import integer, positive_int
 from .mean_field import particle_block
@@ -68,7 +69,8 @@ def flow_plan(
         positive_int(name, v)
     saves = integer("saves", saves, minimum=2)
     if memory is None:
-        memory = float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+        known = physical_memory()
+        memory = math.inf if known is None else float(known)
     block = particle_block() if block is None else integer("block", block, minimum=0)
     state = 8.0 * layers * particles * (2 * dim + 1)
     m_b = min(particles, block) if block > 0 else particles
