@@ -25,14 +25,7 @@ from ._clock import check_saves as check_saves  # the save times (used by _piece
 from ._clock import default_saves, flow_time, solver_time
 from ._errors import SolverError
 from ._settings import FlowSettings, takes_flow_settings
-from ._solve import (  # noqa: F401  (upper-case names, SolveCarry: re-exported)
-    CPU_GROUP_BYTES,
-    ENSEMBLE_STRATEGIES,
-    RESULT_NAMES,
-    SolveCarry,
-    result_names,
-    solve,
-)
+from ._solve import result_names, solve
 from ._solvers import EXPLICIT_STABILITY, evaluations, largest_curvature
 from ._trajectory import Trajectory
 
@@ -85,8 +78,9 @@ def flow(
       one compiled program, each with its own steps; an integer g maps over groups of g vmapped
       members), 'vmap' (one batched loop, each member its own step size, the batch running until
       its slowest member is done), 'lockstep' (one system: every member takes the steps of the
-      hardest one), or 'auto' (default: 'map' on a CPU, 'vmap' on an accelerator; see
-      `ENSEMBLE_STRATEGIES` in this module for the measurements behind it).
+      hardest one), or 'auto' (default: on a CPU 'map' over groups sized to the members'
+      parameters, on an accelerator 'vmap'; see `ENSEMBLE_STRATEGIES` in `gradflow._solve` for
+      the measurements behind it).
     - `clock`: the variable the solver steps in: 'linear' (default, t) or 'log' (s = log(1 + t),
       t0 ≥ 0: dθ/ds = (1 + t) θ'(t) = −e^s G⁻¹∇F(θ)), for flows whose solution changes on the
       time scale t itself, e.g. a loss without minimiser (logistic on separable data, |θ| ~ log t):

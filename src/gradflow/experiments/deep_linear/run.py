@@ -251,14 +251,14 @@ def run_seeds(configs: list[DeepLinearConfig], context: RunContext) -> Iterator[
     """
     c = configs[0]
     starts = [_start(ci) for ci in configs]
-    plans = {
-        (horizon(ci, s, eps), escapes.choose_solver(ci, s, horizon(ci, s, eps))[0])
-        for ci, (_, _, s, eps) in zip(configs, starts, strict=True)
-    }
-    if len(plans) != 1:
+    horizons = [horizon(ci, s, eps) for ci, (_, _, s, eps) in zip(configs, starts, strict=True)]
+    choices = [
+        escapes.choose_solver(ci, start[2], t1)
+        for ci, start, t1 in zip(configs, starts, horizons, strict=True)
+    ]
+    if len({(t1, choice[0]) for t1, choice in zip(horizons, choices, strict=True)}) != 1:
         raise gf.ConfigError("seeds", [ci.seed for ci in configs], "seeds with one first horizon")
-    ((t1, _),) = plans
-    name, solver, _ = escapes.choose_solver(c, starts[0][2], t1)
+    t1, (name, solver, _) = horizons[0], choices[0]
     context.log(f"flow on [0, {t1:.3g}] with {name}, {len(configs)} seeds as one ensemble")
     members = gf.Ensemble.stack([model for _, model, _, _ in starts])
     datasets = [data for data, _, _, _ in starts]
