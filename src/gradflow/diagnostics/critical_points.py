@@ -52,7 +52,6 @@ import dataclasses
 import itertools
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -128,8 +127,8 @@ class CriticalPoint(Record):
 
 @eqx.filter_jit
 def _value_and_grad_norm(problem, params):
-    f, g = problem.value_and_grad(params)
-    return f, jnp.sqrt(sum(jnp.sum(x**2) for x in jax.tree_util.tree_leaves(g)))
+    """(F, |∇F|) at `params`: the problem's own metrics (Euclidean here: |∇F|_G = |∇F|)."""
+    return problem.metrics(params)
 
 
 def critical_points(
