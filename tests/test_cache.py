@@ -1,5 +1,6 @@
 """The persistent compilation cache holds gradflow's compiled solves: a second process loads a
-`gf.flow` solve and a continued `gf.flow_in_pieces` solve from disk instead of compiling them.
+`gf.flow` solve and a continued `gf.flow_in_pieces` solve from disk instead of compiling them, and
+their traced programs from the program store (`gradflow._programs`) instead of tracing them.
 
 JAX never caches a program with host callbacks, and equinox's runtime checks (diffrax's checks of
 `SaveAt(ts=...)` and of a carried step) are host callbacks unless `EQX_ON_ERROR=nan`: the
@@ -24,7 +25,14 @@ log = logging.getLogger("jax._src.compiler")
 log.setLevel(logging.DEBUG)
 log.addHandler(Keep())
 sys.path.insert(0, sys.argv[2])
+import diffrax
 import numpy as np
+traced = []
+solve_loop = diffrax.diffeqsolve
+def counting(*args, **kwargs):  # called only while a solve is traced
+    traced.append(1)
+    return solve_loop(*args, **kwargs)
+diffrax.diffeqsolve = counting
 import gradflow as gf
 from gradflow._cache import enable_compilation_cache
 from problems import deep_linear
@@ -32,11 +40,12 @@ enable_compilation_cache(sys.argv[1])
 model, data = deep_linear()
 gf.flow(model, data, 2.0, saveat=np.linspace(0.0, 2.0, 5))
 gf.flow_in_pieces(model, data, np.linspace(0.0, 2.0, 5), piece=2)  # a first and a continued piece
-solve = [m for m in records if "'jit_solve'" in m]
+solve = [m for m in records if "'jit_solve_program'" in m]
 print(json.dumps({
     "hits": sum("cache hit" in m.lower() for m in solve),
     "misses": sum("cache miss" in m.lower() for m in solve),
     "not_written": sum("Not writing" in m for m in solve),
+    "traced": len(traced),
 }))
 """
 
@@ -61,9 +70,19 @@ def test_the_command_sets_the_environment_the_cache_needs():
 def test_solves_are_written_to_and_loaded_from_the_cache(tmp_path):
     first = _solve_log(tmp_path, "nan")
     # three solve programs: the flow, the first piece, a continued piece (it carries a step)
-    assert first == {"hits": 0, "misses": 3, "not_written": 0}, first
+    assert first == {"hits": 0, "misses": 3, "not_written": 0, "traced": 3}, first
     second = _solve_log(tmp_path, "nan")
-    assert second == {"hits": 3, "misses": 0, "not_written": 0}, second
+    assert second == {"hits": 3, "misses": 0, "not_written": 0, "traced": 0}, second
+    assert len(list((tmp_path / "programs").glob("*.jaxexport"))) == 3
+
+
+def test_solves_with_runtime_checks_are_neither_stored_nor_loaded(tmp_path):
+    # equinox's default error mode puts host callbacks in every solve: nothing can be kept, and
+    # each process traces (and compiles) its solves again.
+    for _ in range(2):
+        log = _solve_log(tmp_path, "raise")
+        assert log["traced"] == 3 and log["hits"] == 0, log
+    assert not list((tmp_path / "programs").glob("*"))
 
 
 def test_child_environment_is_set_only_while_open(monkeypatch):

@@ -105,5 +105,9 @@ def enable_compilation_cache(directory=None) -> Path | None:
             jax.config.update("jax_persistent_cache_enable_xla_caches", "all")
         except (AttributeError, ValueError):  # an older jax without the option
             pass
+    from . import _programs
+
+    # The traced programs of gf.flow's solves go beside the compiled ones (see `_programs`).
+    _programs.enable(path / "programs")
     _enabled = path
     return path

@@ -1,6 +1,6 @@
 """The compiled solve behind `gf.flow`: one `diffrax.diffeqsolve` of θ' = −G⁻¹∇F(θ).
 
-`solve` is cached on the shapes and the static options (`SolveOptions`) only, so new data, a new
+`solve` is compiled once per shapes and static options (`SolveOptions`), so new data, a new
 initial model, new tolerances, horizon or save times reuse the compiled loop. Its carry
 (`SolveCarry`) holds the solver's and controller's state so that `flow_in_pieces` continues a
 solve exactly where a piece ended. How an ensemble is batched (`ensemble_strategy`) is a
@@ -18,6 +18,7 @@ import optimistix as optx
 
 from ._clock import on_clock
 from ._problem import GradientFlowProblem
+from ._programs import stored_jit
 from ._solvers import AbstractCountingSolver, proposed_step
 from ._validation import check_choice, integer
 
@@ -129,8 +130,7 @@ class SolveCarry(eqx.Module):
     dt: jax.Array
 
 
-@eqx.filter_jit
-def solve(
+def solve_program(
     problem: GradientFlowProblem,
     params,
     t0,
@@ -225,6 +225,11 @@ def solve(
     if options.ensemble == "map":
         return jax.lax.map(lambda m: one(*m), members, batch_size=options.group)
     return jax.vmap(lambda m: one(*m))(members)
+
+
+# Compiled per static options and shapes; with the compilation cache on, the traced program is also
+# kept on disk (`_programs`), so another process skips tracing it.
+solve = stored_jit(solve_program)
 
 
 def result_names(result) -> np.ndarray:
