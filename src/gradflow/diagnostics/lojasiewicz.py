@@ -49,7 +49,6 @@ import math
 from collections.abc import Callable
 
 import numpy as np
-from scipy.interpolate import CubicSpline
 
 from .._errors import ConfigError
 from .._loss_checks import require_minimum, trajectory_loss
@@ -305,6 +304,8 @@ def lojasiewicz_fit(
 def _integral_log_time(ts, values):
     """Cumulative ∫_{t_0}^{t_i} v dt: a cubic spline of v in t for roughly even saves, of v·t in
     log t for saves spread over decades (the first segment from t = 0 by the trapezoid rule)."""
+    from scipy.interpolate import CubicSpline  # here: scipy's import is ~0.3 s of gradflow's
+
     ts = np.asarray(ts, float)
     v = np.asarray(values, float)
     out = np.zeros_like(ts)

@@ -42,8 +42,6 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 import numpy as np
-from scipy.optimize import linear_sum_assignment, linprog
-from scipy.spatial.distance import cdist
 
 from .._errors import ConfigError
 from .._result import Record
@@ -98,6 +96,8 @@ def _cloud(x, field: str) -> np.ndarray:
 
 def _sq_cost(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """|x_i − y_j|² computed from the differences (exact zero for equal points)."""
+    from scipy.spatial.distance import cdist
+
     return cdist(x, y, "sqeuclidean")
 
 
@@ -107,6 +107,8 @@ def _exact_uniform(x, y) -> float:
     xr = np.repeat(x, k // n, axis=0)
     yr = np.repeat(y, k // m, axis=0)
     cost = _sq_cost(xr, yr)
+    from scipy.optimize import linear_sum_assignment
+
     r, c = linear_sum_assignment(cost)
     return float(cost[r, c].mean())
 
@@ -119,6 +121,8 @@ def _exact_lp(x, y, a, b) -> float:
     # equality constraints: row sums a, column sums b (one redundant constraint dropped)
     rows = np.kron(np.eye(n), np.ones((1, m)))
     cols = np.kron(np.ones((1, n)), np.eye(m))[:-1]
+    from scipy.optimize import linprog
+
     res = linprog(
         cost.reshape(-1),
         A_eq=np.vstack([rows, cols]),
