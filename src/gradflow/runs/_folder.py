@@ -33,6 +33,7 @@ OWN_FILES = (
     "report.html",
 )
 STATUSES = ("running", "ok", "failed", "interrupted")
+FIGURE_DPI = 110  # a run's PNG figures (a 5.2 x 4 inch panel: 572 x 440 pixels)
 
 
 def _safe_name(name: Any) -> bool:
@@ -218,7 +219,7 @@ class RunFolder:
         """Save a matplotlib figure as `stem.png` (to a temporary file, then renamed)."""
         return _files.atomic_write(
             self._register(f"{stem}.png"),
-            lambda tmp: figure.savefig(tmp, format="png", dpi=110, bbox_inches="tight"),
+            lambda tmp: figure.savefig(tmp, format="png", dpi=FIGURE_DPI, bbox_inches="tight"),
         )
 
     def write_metrics(self, frame) -> Path:

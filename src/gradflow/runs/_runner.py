@@ -22,7 +22,7 @@ from .._errors import ConfigError, DivergenceError, RunInterrupted, SolverError
 from .._files import RunFolderError
 from ..experiments import EffectiveConfig, Result, effective_config, from_record, get_experiment
 from ._context import ProgressView, RunContext
-from ._folder import RunFolder, check_out
+from ._folder import FIGURE_DPI, RunFolder, check_out
 from ._provenance import input_files, provenance
 from ._report import write_report
 from ._signals import SignalGuard
@@ -133,7 +133,13 @@ def _execute(folder: Path, mode: str, view, effective=None, expected=None, compu
                 run_folder.remove("report.html")
             except OSError as err:
                 raise RunFolderError(folder, f"cannot be written ({err.strerror})") from None
-            return _run(run_folder, effective, view, resumed, compute)
+            import matplotlib
+
+            # Figures are laid out at the resolution they are saved at, so that saving one
+            # (bbox_inches="tight" draws it first) reuses its text layouts instead of laying out
+            # every label again at a second resolution.
+            with matplotlib.rc_context({"figure.dpi": FIGURE_DPI}):
+                return _run(run_folder, effective, view, resumed, compute)
         finally:
             run_folder.close()
             _interrupt.clear()
