@@ -136,6 +136,22 @@ def test_broken_or_mismatched_entries_are_traced_and_stored_again(store, monkeyp
         _flow()
 
 
+def test_programs_with_host_callbacks_are_refused_once(store, monkeypatch):
+    # a progress meter calls back into Python: jax.export cannot serialise it
+    _programs.enable(None)
+    plain = _flow(progress=True)
+    _programs.enable(store)
+    _assert_same(_flow(progress=True), plain)
+    assert _programs_in(store) == [] and len(list(store.glob("*.refused"))) == 1
+    _new_process(store)
+
+    def export(*args, **kwargs):
+        raise AssertionError("a refused program was exported again")
+
+    monkeypatch.setattr(jax.export, "export", export)
+    _assert_same(_flow(progress=True), plain)
+
+
 def _local():
     return lambda x: x
 

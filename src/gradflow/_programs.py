@@ -21,7 +21,8 @@ arguments, and keeps the traced program (`jax.export`'s serialised StableHLO) un
   stored only if it reads back equal to the original.
 
 So a stored program is loaded only by a call that would trace the same program: same code, same
-static data, same shapes. What is stored is data: a serialised StableHLO module and JSON, never
+static data, same shapes (a process that patches gradflow's or those libraries' code while it
+runs must switch the store off: `enable(None)`). What is stored is data: a serialised StableHLO module and JSON, never
 pickle; `jax.export` refuses programs with host callbacks (equinox's runtime checks unless
 `EQX_ON_ERROR=nan`), which then simply run as ordinary calls. The store is on where the
 compilation cache is (`gradflow run`, `gradflow sweep`, `enable_compilation_cache`), in its
@@ -51,6 +52,8 @@ FORMAT = 1
 # others by their installed versions.
 LIBRARIES = ("jax", "jaxlib", "equinox", "diffrax", "optimistix", "lineax", "optax", "numpy")
 TRUSTED = frozenset(("builtins", "gradflow", *LIBRARIES))
+# ... and the versions of every library whose code gradflow's traced code may call.
+VERSIONED = (*LIBRARIES, "ott-jax", "jaxtyping")
 
 _directory: Path | None = None
 _memo: dict[str, Callable | None] = {}  # key → program (None: this call is not stored)
@@ -213,7 +216,7 @@ def _versions() -> dict:
         except importlib.metadata.PackageNotFoundError:
             return None
 
-    return {name: version(name) for name in LIBRARIES} | {"python": sys.version}
+    return {name: version(name) for name in VERSIONED} | {"python": sys.version}
 
 
 def environment() -> dict:
@@ -354,7 +357,7 @@ def _export(fn, args, key: str, description: dict):
     except (Unnamed, ValueError, TypeError, NotImplementedError, ImportError) as err:
         # Errors of the call itself are raised again by the ordinary call that follows; refusals
         # (host callbacks, unnamed outputs) are remembered, so no process traces them twice.
-        if isinstance(err, Unnamed) or "custom call" in str(err).lower():
+        if isinstance(err, Unnamed | NotImplementedError) or "custom call" in str(err).lower():
             _write(_directory / f"{key}.refused", f"{type(err).__name__}: {err}\n".encode())
         return None
     record = {**structure, "description": description}
