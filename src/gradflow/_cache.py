@@ -31,6 +31,10 @@ imported, so it must be in the environment before `gradflow` is: the command's e
 module `gradflow_command`, outside this package, and sweeps set it for the workers they start
 (`child_environment`). A library user who wants their own processes' solves cached sets it
 before importing gradflow.
+
+The traced programs of gradflow's solves are kept in the same folder (`programs/`, see
+`gradflow._programs`), so that a second process skips tracing them too. The folder can be removed
+at any time: it is only ever a cache.
 """
 
 from __future__ import annotations
