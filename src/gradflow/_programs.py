@@ -198,14 +198,23 @@ def _aval(leaf) -> list:
 # the key -----------------------------------------------------------------------------------------
 
 
-@functools.cache
-def source_digest() -> str:
-    """sha256 over gradflow's Python source files (their paths and contents)."""
+def _digest_sources() -> str:
     root = Path(__file__).resolve().parent
     digest = hashlib.sha256()
     for path in sorted(root.rglob("*.py")):
         digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
+
+
+# Read when gradflow is imported (~5 ms), not when the first program is stored: a file edited
+# while a process runs must not lend its digest to programs traced from the code loaded before.
+_SOURCE_DIGEST = _digest_sources()
+
+
+def source_digest() -> str:
+    """sha256 over gradflow's Python source files (their paths and contents), as they were when
+    gradflow was imported."""
+    return _SOURCE_DIGEST
 
 
 @functools.cache
