@@ -283,7 +283,6 @@ def stored_jit(fn: Callable) -> Callable:
         program = _program(fn, args)
         return jitted(*args) if program is None else program(args)
 
-    call.jitted = jitted  # type: ignore[attr-defined]
     return call
 
 

@@ -127,8 +127,9 @@ def _flat_state(solver, params) -> bool:
     An explicit Runge-Kutta step is the same elementwise arithmetic on one vector as on the
     leaves, but each stage combination and the error norm is then one kernel instead of one per
     leaf: XLA's cost per kernel is most of a step for small models (deep-linear quick, 3 leaves
-    of 4x4: 1.65 s instead of 1.92 s for 93k tsit5 steps, same steps and bitwise the same
-    states; 2026-12-07, 2-core EPYC). Leaves of one dtype only (raveling would cast the others);
+    of 4x4: 1.65 s instead of 1.92 s for 93k tsit5 steps, the same steps and there bitwise the
+    same states; 2026-12-07, 2-core EPYC). In general the two differ by round-off: the error
+    norm sums the leaves in another order. Leaves of one dtype only (raveling would cast others);
     other solvers keep the leaves (an implicit solver's linear solves and the Chebyshev solver's
     random power-iteration start depend on them).
     """
