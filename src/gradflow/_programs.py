@@ -45,7 +45,7 @@ import equinox as eqx
 import jax
 import numpy as np
 
-from ._atomic import atomic_write
+from ._files import write_bytes
 
 FORMAT = 1
 # Code these packages hold is covered by the key: gradflow's by a digest of its source files, the
@@ -377,6 +377,6 @@ def _export(fn, args, key: str, description: dict):
 def _write(path: Path, data: bytes) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, lambda tmp: tmp.write_bytes(data))
+        write_bytes(path, data)
     except OSError:  # a read-only or full cache folder: the program is simply not kept
         pass
