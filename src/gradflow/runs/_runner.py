@@ -135,9 +135,10 @@ def _execute(folder: Path, mode: str, view, effective=None, expected=None, compu
                 raise RunFolderError(folder, f"cannot be written ({err.strerror})") from None
             import matplotlib
 
-            # Figures are laid out at the resolution they are saved at, so that saving one
-            # (bbox_inches="tight" draws it first) reuses its text layouts instead of laying out
-            # every label again at a second resolution.
+            # Figures are only saved (Agg), and laid out at the resolution they are saved at, so
+            # that saving one (bbox_inches="tight" draws it first) reuses its text layouts instead
+            # of laying out every label again at a second resolution.
+            matplotlib.use("Agg")
             with matplotlib.rc_context({"figure.dpi": FIGURE_DPI}):
                 return _run(run_folder, effective, view, resumed, compute)
         finally:
@@ -185,9 +186,6 @@ def _write_result(run_folder: RunFolder, result: Result) -> None:
 
 
 def _run(run_folder: RunFolder, effective: EffectiveConfig, view, resumed: int, compute=None):
-    import matplotlib
-
-    matplotlib.use("Agg")
     exp = get_experiment(effective.experiment)
     base = {"experiment": effective.experiment}
     context = RunContext(run_folder.path, view, resumed=resumed > 0)
