@@ -192,3 +192,20 @@ def test_a_hook_that_fails_midway_leaves_the_rest_to_single_runs():
     assert list(_guarded(lambda c, x: ["a"], [1, 2], None, notes.append)) == ["a", None]
     assert notes == ["run_seeds returned 1 results for 2 seeds"]
     assert list(_guarded(lambda c, x: ["a", "b", "c"], [1, 2], None, notes.append)) == ["a", "b"]
+
+
+def test_local_workers_freeze_what_importing_gradflow_made():
+    """The local engine's workers freeze the objects of their imports (`init_local_worker`), as
+    the `gradflow` command does; a plain process does not."""
+    import gc
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from gradflow.sweeps._cell import init_local_worker
+
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(1, mp_context=context, initializer=init_local_worker) as pool:
+        frozen = pool.submit(gc.get_freeze_count).result()
+    assert frozen > 100_000  # gradflow and JAX's modules, classes and functions
+    with ProcessPoolExecutor(1, mp_context=context) as pool:
+        assert pool.submit(gc.get_freeze_count).result() == 0

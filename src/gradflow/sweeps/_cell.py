@@ -38,10 +38,21 @@ def prepare(imports: tuple[str, ...] = (), cache: str | None = None) -> None:
     _PREPARED.add(key)
 
 
+def init_local_worker() -> None:
+    """The local engine's process-pool initializer: `die_with_parent`, then `gc.freeze()` of what
+    importing gradflow made. The pool owns its workers, so it may do what the `gradflow` command
+    does (see `gradflow_command`): full collections no longer scan those ~150k objects again.
+    Ray's workers belong to Ray (and may be a user's cluster): they are left as they are."""
+    import gc
+
+    die_with_parent()
+    gc.freeze()
+
+
 def die_with_parent() -> None:
-    """Process-pool initializer: on Linux, ask the kernel to SIGKILL this worker when the driver
-    dies, so that a killed sweep leaves no worker writing into its folders (the next run of the
-    sweep resumes their cells; their locks go with the process)."""
+    """On Linux, ask the kernel to SIGKILL this worker when the driver dies, so that a killed
+    sweep leaves no worker writing into its folders (the next run of the sweep resumes their
+    cells; their locks go with the process)."""
     try:
         import ctypes
         import signal

@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 from .._cache import cacheable_env, child_environment
 from .._errors import ConfigError
-from ._cell import die_with_parent, run_cell
+from ._cell import init_local_worker, run_cell
 
 ENGINES = ("local", "ray")
 
@@ -43,7 +43,7 @@ def run_local(tasks: list[dict], on_done: Callable, workers: int | None) -> None
 
     workers = max(1, min(workers or default_workers(), len(tasks)))
     context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=die_with_parent)
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=init_local_worker)
     try:
         # The workers are spawned by these submissions, with the environment that keeps their
         # solves cacheable (`_cache.child_environment`).
