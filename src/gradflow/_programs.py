@@ -26,7 +26,9 @@ runs must switch the store off: `enable(None)`). What is stored is data: a seria
 pickle; `jax.export` refuses programs with host callbacks (equinox's runtime checks unless
 `EQX_ON_ERROR=nan`), which then simply run as ordinary calls. The store is on where the
 compilation cache is (`gradflow run`, `gradflow sweep`, `enable_compilation_cache`), in its
-folder's `programs/` subfolder.
+folder's `programs/` subfolder. XLA's compiler options are not part of the key: they act after
+tracing, so one stored program serves every set of options, and each call compiles it with its
+own (`stored_jit(fn, compiler_options)`; the compilation cache keys them).
 """
 
 from __future__ import annotations
@@ -56,7 +58,8 @@ TRUSTED = frozenset(("builtins", "gradflow", *LIBRARIES))
 VERSIONED = (*LIBRARIES, "ott-jax", "jaxtyping")
 
 _directory: Path | None = None
-_memo: dict[str, Callable | None] = {}  # key → program (None: this call is not stored)
+# (key, compiler options) → program (None: this call is not stored)
+_memo: dict[tuple[str, str], Callable | None] = {}
 
 
 class Unnamed(Exception):
@@ -264,14 +267,17 @@ def key_of(description: dict) -> str:
 # the store ---------------------------------------------------------------------------------------
 
 
-def stored_jit(fn: Callable) -> Callable:
+def stored_jit(fn: Callable, compiler_options: dict | None = None) -> Callable:
     """`eqx.filter_jit(fn)` whose traced programs are kept in the store while it is on.
 
     Arrays in the arguments are the program's inputs and everything else is static, as for
     `eqx.filter_jit`; non-array outputs are kept with the output's structure. A call that cannot
     be named (see the module docstring) is an ordinary `eqx.filter_jit` call.
+    `compiler_options`: XLA's options for compiling it (`jax.jit`'s), also when it is loaded from
+    the store (the stored program is the traced one, before compilation: the same for any).
     """
-    jitted = eqx.filter_jit(fn)
+    jitted = eqx.filter_jit(fn, compiler_options=compiler_options)
+    options = json.dumps(compiler_options, sort_keys=True)
 
     @functools.wraps(fn)
     def call(*args):
@@ -280,33 +286,33 @@ def stored_jit(fn: Callable) -> Callable:
         # Other error modes put host callbacks in the program, which jax.export refuses.
         if _directory is None or EQX_ON_ERROR not in ("nan", "off"):
             return jitted(*args)
-        program = _program(fn, args)
+        program = _program(fn, args, compiler_options, options)
         return jitted(*args) if program is None else program(args)
 
     return call
 
 
-def _program(fn, args):
+def _program(fn, args, compiler_options, options: str):
     try:
         description = describe(fn, args)
     except Unnamed:
         return None
     key = key_of(description)
-    if key not in _memo:
+    if (key, options) not in _memo:
         assert _directory is not None
-        program = _load(fn, key, description)
+        program = _load(fn, key, description, compiler_options)
         if program is None and not (_directory / f"{key}.refused").exists():
-            program = _export(fn, args, key, description)
-        _memo[key] = program
-    return _memo[key]
+            program = _export(fn, args, key, description, compiler_options)
+        _memo[key, options] = program
+    return _memo[key, options]
 
 
-def _runner(name: str, exported, tree, static: dict) -> Callable:
+def _runner(name: str, exported, tree, static: dict, compiler_options) -> Callable:
     def program(*arrays):
         return exported.call(*arrays)
 
     program.__name__ = program.__qualname__ = name  # JAX's logs name it `jit_<name>`
-    call = jax.jit(program)
+    call = jax.jit(program, compiler_options=compiler_options)
 
     def run(args):
         outputs = iter(call(*[x for x in jax.tree_util.tree_leaves(args) if eqx.is_array(x)]))
@@ -320,7 +326,7 @@ def _read_structure(data: dict):
     return decode_structure(data["tree"]), {int(i): decode(v) for i, v in data["static"]}
 
 
-def _load(fn, key: str, description: dict):
+def _load(fn, key: str, description: dict, compiler_options):
     """The stored program of `key`, or None (not stored, unreadable, or described otherwise)."""
     assert _directory is not None
     try:
@@ -330,12 +336,12 @@ def _load(fn, key: str, description: dict):
             return None
         tree, static = _read_structure(data)
         exported = jax.export.deserialize(bytearray(payload))
-        return _runner(fn.__name__, exported, tree, static)
+        return _runner(fn.__name__, exported, tree, static, compiler_options)
     except Exception:  # noqa: BLE001  (missing, truncated, foreign: any unreadable entry)
         return None  # traced again and stored anew
 
 
-def _export(fn, args, key: str, description: dict):
+def _export(fn, args, key: str, description: dict, compiler_options):
     """Trace `fn(*args)` once with `jax.export`, store it, and return the program (None where
     jax.export refuses the program or its output cannot be named)."""
     assert _directory is not None
@@ -371,7 +377,7 @@ def _export(fn, args, key: str, description: dict):
     record = {**structure, "description": description}
     _write(_directory / f"{key}.json", json.dumps(record).encode())
     _write(_directory / f"{key}.jaxexport", bytes(payload))
-    return _runner(fn.__name__, exported, tree, static)
+    return _runner(fn.__name__, exported, tree, static, compiler_options)
 
 
 def _write(path: Path, data: bytes) -> None:

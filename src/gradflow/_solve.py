@@ -272,7 +272,49 @@ def solve_program(
 
 # Compiled per static options and shapes; with the compilation cache on, the traced program is also
 # kept on disk (`_programs`), so another process skips tracing it.
-solve = stored_jit(solve_program)
+_solve = stored_jit(solve_program)
+# Per backend. On a CPU, XLA hands every matrix product to Eigen on its thread pool
+# (`xla_cpu_multi_thread_eigen`); compiled single-threaded, it writes the products of small
+# matrices into the program itself. For small models that is most of a step: the quick
+# deep-linear flow (4x4 layers, 4x64 data; 93k Tsit5 steps) takes 1.31 s instead of 1.74 s.
+# Measured for one product in a compiled loop (idle 2-core EPYC, float64, 2026-12-07, m x k x n,
+# single-threaded / threaded time): 4x4x4 0.14; 4x64x4, 16^3, 32^3, 64^3 0.95-1.09; 128^3 0.83;
+# 256^3 1.08; 4x65536x4 1.22 (the thread pool pays off for large products only). So a solve is
+# compiled single-threaded when no array of one member (parameters, data, statistics) has more
+# than `CPU_SMALL_ELEMENTS` elements: far below where threads pay, even on many cores.
+# Single-threaded products round differently: the same flow's numbers differ at round-off level.
+CPU_SMALL_ELEMENTS = 1024
+_solve_small = stored_jit(solve_program, {"xla_cpu_multi_thread_eigen": False})
+
+
+def solve(problem: GradientFlowProblem, params, t0, t1, ts, options, carry, ensemble):
+    """`solve_program`, compiled for this backend and the problem's size (see above). Called
+    inside another traced function it is part of that program, compiled with its options."""
+    arrays = jax.tree_util.tree_leaves((problem, params, t0, t1, ts, carry))
+    small = (
+        jax.default_backend() == "cpu"
+        and not any(isinstance(x, jax.core.Tracer) for x in arrays)
+        and largest_member_array(problem, params, ensemble) <= CPU_SMALL_ELEMENTS
+    )
+    return (_solve_small if small else _solve)(
+        problem, params, t0, t1, ts, options, carry, ensemble
+    )
+
+
+def largest_member_array(problem: GradientFlowProblem, params, ensemble: bool) -> int:
+    """The number of elements of the largest array one member's solve reads: the model's arrays
+    (trainable and not), its data statistics, the problem's shared arrays. An ensemble's arrays
+    (its model's, and its statistics where each member has its own data) are counted per member,
+    so that a member is compiled as its single solve is."""
+    members = jax.tree_util.tree_leaves(params)[0].shape[0] if ensemble else 1
+    own = [params, problem.static, problem.member_statistics() if ensemble else None]
+    own_leaves = [x for x in jax.tree_util.tree_leaves(own) if eqx.is_array(x)]
+    mine = {id(x) for x in own_leaves}
+    sizes = [x.size // members for x in own_leaves]
+    sizes += [
+        x.size for x in jax.tree_util.tree_leaves(problem) if eqx.is_array(x) and id(x) not in mine
+    ]
+    return max(sizes, default=0)
 
 
 def result_names(result) -> np.ndarray:

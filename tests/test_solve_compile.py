@@ -1,0 +1,105 @@
+"""How a solve is compiled on a CPU (`gradflow._solve.solve`): small problems single-threaded
+(XLA writes their small matrix products into the program), larger ones with Eigen's thread pool;
+an ensemble's members as their own single solves; the choice kept when the traced program is
+loaded from the store."""
+
+import jax
+import numpy as np
+import pytest
+from jax._src import compiler as jax_compiler
+from problems import deep_linear, leaves
+
+import gradflow as gf
+from gradflow import _programs
+from gradflow import _solve as solve_module
+from gradflow._problem import GradientFlowProblem
+from gradflow._solve import CPU_SMALL_ELEMENTS, largest_member_array
+
+EIGEN_THREADS = "xla_cpu_multi_thread_eigen"
+TS = np.linspace(0.0, 1.0, 5)
+cpu_only = pytest.mark.skipif(jax.default_backend() != "cpu", reason="a choice made on CPUs")
+
+
+@pytest.fixture
+def compiled_as(monkeypatch):
+    """Which of the two compiled solves each `solve` call went to: 'small' or 'threaded'."""
+    calls = []
+    for name, label in (("_solve_small", "small"), ("_solve", "threaded")):
+        real = getattr(solve_module, name)
+
+        def spy(*args, _real=real, _label=label):
+            calls.append(_label)
+            return _real(*args)
+
+        monkeypatch.setattr(solve_module, name, spy)
+    return calls
+
+
+def _members(widths, n=3):
+    keys = jax.random.split(jax.random.PRNGKey(3), n)
+    return [gf.models.DeepLinear(list(widths), k, init_scale=0.5) for k in keys]
+
+
+@cpu_only
+def test_small_problems_are_compiled_single_threaded_and_larger_ones_threaded(compiled_as):
+    model, data = deep_linear(widths=(3, 4, 2), n=10)
+    gf.flow(model, data, 1.0, saveat=TS)
+    # 40 x 40 layers: 1,600 elements in one array, more than CPU_SMALL_ELEMENTS
+    model, data = deep_linear(widths=(40, 40, 2), n=40, s=(2.0, 0.5))
+    gf.flow(model, data, 0.1, saveat=TS / 10)
+    assert compiled_as == ["small", "threaded"]
+
+
+@cpu_only
+@pytest.mark.parametrize("strategy", ["map", "vmap", "lockstep"])
+def test_an_ensemble_of_small_members_is_compiled_as_its_members(compiled_as, strategy):
+    _, data = deep_linear(widths=(3, 4, 2), n=10)
+    gf.flow(gf.Ensemble.stack(_members((3, 4, 2), n=300)), data, 0.2, ensemble=strategy)
+    assert compiled_as == ["small"]  # 300 members: 3,600 elements stacked, 12 per member
+
+
+def test_arrays_are_counted_per_member_and_shared_data_whole():
+    model, data = deep_linear(widths=(3, 4, 2), n=10)
+    problem, params = GradientFlowProblem.from_model(model, data)
+    single = largest_member_array(problem, params, False)
+    assert single == max(x.size for x in leaves((params, problem)))
+    members = _members((3, 4, 2), n=300)
+    problem, params = GradientFlowProblem.from_model(gf.Ensemble.stack(members), data)
+    assert largest_member_array(problem, params, True) == single  # shared data: counted whole
+    datasets = [deep_linear(data_key=k, widths=(3, 4, 2), n=10)[1] for k in range(300)]
+    problem, params = GradientFlowProblem.from_model(gf.Ensemble.stack(members), datasets)
+    assert problem.per_member
+    assert largest_member_array(problem, params, True) == single  # each member's own, per member
+    assert single <= CPU_SMALL_ELEMENTS
+
+
+@cpu_only
+def test_the_option_reaches_xla_with_the_store_off_and_on(tmp_path, monkeypatch):
+    """XLA compiles the small solve single-threaded: an ordinary call (store off), and with the
+    store on both when the program is traced and stored and when another process loads it (the
+    stored program is the traced one, the same for any compiler option)."""
+    model, data = deep_linear(widths=(3, 4, 2), n=10)
+    real = jax_compiler.compile_or_get_cached
+    compiled = []
+
+    def recording(backend, computation, devices, options, *args, **kwargs):
+        name = str(computation.operation.attributes["sym_name"]).strip('"')
+        if "solve_program" in name:
+            compiled.append(dict(options.env_option_overrides).get(EIGEN_THREADS))
+        return real(backend, computation, devices, options, *args, **kwargs)
+
+    monkeypatch.setattr(jax_compiler, "compile_or_get_cached", recording)
+    previous = _programs.directory()
+    results = []
+    try:
+        for store in (None, tmp_path, tmp_path):  # off; traced and stored; loaded
+            _programs.enable(store)
+            jax.clear_caches()
+            results.append(gf.flow(model, data, 1.0, saveat=TS))
+            assert len(compiled) == 1 and compiled.pop() in (False, "false")
+        assert len(list(tmp_path.glob("*.jaxexport"))) == 1
+    finally:
+        _programs.enable(previous)
+    for other in results[1:]:
+        for a, b in zip(leaves(other.params), leaves(results[0].params), strict=True):
+            np.testing.assert_array_equal(a, b)
