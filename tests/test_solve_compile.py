@@ -1,7 +1,9 @@
 """How a solve is compiled on a CPU (`gradflow._solve.solve`): small problems single-threaded
 (XLA writes their small matrix products into the program), larger ones with Eigen's thread pool;
-an ensemble's members as their own single solves; the choice kept when the traced program is
-loaded from the store."""
+an ensemble by the members stepped together (one at a time: as their single solves); the choice
+kept when the traced program is loaded from the store."""
+
+from types import SimpleNamespace
 
 import jax
 import numpy as np
@@ -13,7 +15,7 @@ import gradflow as gf
 from gradflow import _programs
 from gradflow import _solve as solve_module
 from gradflow._problem import GradientFlowProblem
-from gradflow._solve import CPU_SMALL_ELEMENTS, largest_member_array
+from gradflow._solve import CPU_SMALL_ELEMENTS, largest_step_array
 
 EIGEN_THREADS = "xla_cpu_multi_thread_eigen"
 TS = np.linspace(0.0, 1.0, 5)
@@ -51,25 +53,42 @@ def test_small_problems_are_compiled_single_threaded_and_larger_ones_threaded(co
 
 
 @cpu_only
-@pytest.mark.parametrize("strategy", ["map", "vmap", "lockstep"])
-def test_an_ensemble_of_small_members_is_compiled_as_its_members(compiled_as, strategy):
+@pytest.mark.parametrize(
+    "strategy, expected",
+    [
+        (1, "small"),
+        (50, "small"),
+        (100, "threaded"),
+        ("vmap", "threaded"),
+        ("lockstep", "threaded"),
+    ],
+)
+def test_an_ensemble_counts_the_members_stepped_together(compiled_as, strategy, expected):
+    """300 members of 12 parameters per layer: one at a time (as their single solves) or 50 at a
+    time (600 elements) small; 100 at a time (1,200) or all together batched and threaded."""
     _, data = deep_linear(widths=(3, 4, 2), n=10)
     gf.flow(gf.Ensemble.stack(_members((3, 4, 2), n=300)), data, 0.2, ensemble=strategy)
-    assert compiled_as == ["small"]  # 300 members: 3,600 elements stacked, 12 per member
+    assert compiled_as == [expected]
 
 
 def test_arrays_are_counted_per_member_and_shared_data_whole():
     model, data = deep_linear(widths=(3, 4, 2), n=10)
     problem, params = GradientFlowProblem.from_model(model, data)
-    single = largest_member_array(problem, params, False)
+    single = largest_step_array(problem, params, None, False)
     assert single == max(x.size for x in leaves((params, problem)))
     members = _members((3, 4, 2), n=300)
+    one_at_a_time = SimpleNamespace(ensemble="map", group=1)
     problem, params = GradientFlowProblem.from_model(gf.Ensemble.stack(members), data)
-    assert largest_member_array(problem, params, True) == single  # shared data: counted whole
+    # shared data: counted whole
+    assert largest_step_array(problem, params, one_at_a_time, True) == single
     datasets = [deep_linear(data_key=k, widths=(3, 4, 2), n=10)[1] for k in range(300)]
     problem, params = GradientFlowProblem.from_model(gf.Ensemble.stack(members), datasets)
     assert problem.per_member
-    assert largest_member_array(problem, params, True) == single  # each member's own, per member
+    # each member's own data: per member, times the members stepped together
+    assert largest_step_array(problem, params, one_at_a_time, True) == single
+    for together in (SimpleNamespace(ensemble="map", group=7), SimpleNamespace(ensemble="vmap")):
+        expected = 7 * single if together.ensemble == "map" else 300 * single
+        assert largest_step_array(problem, params, together, True) == expected
     assert single <= CPU_SMALL_ELEMENTS
 
 

@@ -266,7 +266,10 @@ def solve_program(
     # two None where there are none; None is an empty pytree, mapped over as nothing).
     members = (params, carry, problem.member_statistics())
     if options.ensemble == "map":
-        return jax.lax.map(lambda m: one(*m), members, batch_size=options.group)
+        # batch_size=1 would vmap each member over a batch of one (a batched while loop: masked
+        # updates on every step); one at a time is a plain scan of the single solve.
+        batch = options.group if options.group > 1 else None
+        return jax.lax.map(lambda m: one(*m), members, batch_size=batch)
     return jax.vmap(lambda m: one(*m))(members)
 
 
@@ -280,8 +283,11 @@ _solve = stored_jit(solve_program)
 # Measured for one product in a compiled loop (idle 2-core EPYC, float64, 2026-12-07, m x k x n,
 # single-threaded / threaded time): 4x4x4 0.14; 4x64x4, 16^3, 32^3, 64^3 0.95-1.09; 128^3 0.83;
 # 256^3 1.08; 4x65536x4 1.22 (the thread pool pays off for large products only). So a solve is
-# compiled single-threaded when no array of one member (parameters, data, statistics) has more
-# than `CPU_SMALL_ELEMENTS` elements: far below where threads pay, even on many cores.
+# compiled single-threaded when no array a step works on (`largest_step_array`: parameters, data,
+# statistics; an ensemble's for the members stepped together) has more than `CPU_SMALL_ELEMENTS`
+# elements: far below where threads pay, even on many cores. A vmapped group of small members is
+# not small: its products are batched, and single-threaded they made 64 members of a width-16
+# network 1.5x slower in vmapped groups of 6 and 1.3x slower in one vmap (benchmarks/ensemble.py).
 # Single-threaded products round differently: the same flow's numbers differ at round-off level.
 CPU_SMALL_ELEMENTS = 1024
 _solve_small = stored_jit(solve_program, {"xla_cpu_multi_thread_eigen": False})
@@ -294,23 +300,25 @@ def solve(problem: GradientFlowProblem, params, t0, t1, ts, options, carry, ense
     small = (
         jax.default_backend() == "cpu"
         and not any(isinstance(x, jax.core.Tracer) for x in arrays)
-        and largest_member_array(problem, params, ensemble) <= CPU_SMALL_ELEMENTS
+        and largest_step_array(problem, params, options, ensemble) <= CPU_SMALL_ELEMENTS
     )
     return (_solve_small if small else _solve)(
         problem, params, t0, t1, ts, options, carry, ensemble
     )
 
 
-def largest_member_array(problem: GradientFlowProblem, params, ensemble: bool) -> int:
-    """The number of elements of the largest array one member's solve reads: the model's arrays
-    (trainable and not), its data statistics, the problem's shared arrays. An ensemble's arrays
-    (its model's, and its statistics where each member has its own data) are counted per member,
-    so that a member is compiled as its single solve is."""
+def largest_step_array(problem: GradientFlowProblem, params, options, ensemble: bool) -> int:
+    """The number of elements of the largest array one step of the compiled loop works on: the
+    model's arrays (trainable and not), its data statistics, the problem's shared arrays. An
+    ensemble's own arrays (its model's, and its statistics where each member has its own data)
+    count for the members stepped together: one member at a time for `map` in groups of 1 (as
+    its single solve), a group for `map`, all of them for `vmap` and `lockstep`."""
     members = jax.tree_util.tree_leaves(params)[0].shape[0] if ensemble else 1
+    together = options.group if ensemble and options.ensemble == "map" else members
     own = [params, problem.static, problem.member_statistics() if ensemble else None]
     own_leaves = [x for x in jax.tree_util.tree_leaves(own) if eqx.is_array(x)]
     mine = {id(x) for x in own_leaves}
-    sizes = [x.size // members for x in own_leaves]
+    sizes = [x.size // members * min(together, members) for x in own_leaves]
     sizes += [
         x.size for x in jax.tree_util.tree_leaves(problem) if eqx.is_array(x) and id(x) not in mine
     ]
