@@ -43,13 +43,22 @@ def _members(widths, n=3):
 
 
 @cpu_only
-def test_small_problems_are_compiled_single_threaded_and_larger_ones_threaded(compiled_as):
+def test_small_problems_are_compiled_single_threaded_and_larger_ones_threaded(
+    compiled_as, tmp_path
+):
     model, data = deep_linear(widths=(3, 4, 2), n=10)
-    gf.flow(model, data, 1.0, saveat=TS)
+    small = gf.flow(model, data, 1.0, saveat=TS)
     # 40 x 40 layers: 1,600 elements in one array, more than CPU_SMALL_ELEMENTS
     model, data = deep_linear(widths=(40, 40, 2), n=40, s=(2.0, 0.5))
-    gf.flow(model, data, 0.1, saveat=TS / 10)
+    large = gf.flow(model, data, 0.1, saveat=TS / 10)
     assert compiled_as == ["small", "threaded"]
+    # the record says which options were used (none beyond the defaults: no key), also on disk
+    assert small.info["compiler_options"] == {EIGEN_THREADS: False}
+    assert "compiler_options" not in large.info
+    small.save(tmp_path / "small.nc")
+    assert gf.Trajectory.load(tmp_path / "small.nc").info["compiler_options"] == {
+        EIGEN_THREADS: False
+    }
 
 
 @cpu_only

@@ -290,21 +290,30 @@ _solve = stored_jit(solve_program)
 # network 1.5x slower in vmapped groups of 6 and 1.3x slower in one vmap (benchmarks/ensemble.py).
 # Single-threaded products round differently: the same flow's numbers differ at round-off level.
 CPU_SMALL_ELEMENTS = 1024
-_solve_small = stored_jit(solve_program, {"xla_cpu_multi_thread_eigen": False})
+SINGLE_THREADED = {"xla_cpu_multi_thread_eigen": False}
+_solve_small = stored_jit(solve_program, SINGLE_THREADED)
 
 
 def solve(problem: GradientFlowProblem, params, t0, t1, ts, options, carry, ensemble):
     """`solve_program`, compiled for this backend and the problem's size (see above). Called
     inside another traced function it is part of that program, compiled with its options."""
+    small = bool(compiler_options(problem, params, t0, t1, ts, options, carry, ensemble))
+    return (_solve_small if small else _solve)(
+        problem, params, t0, t1, ts, options, carry, ensemble
+    )
+
+
+def compiler_options(problem, params, t0, t1, ts, options, carry, ensemble) -> dict:
+    """The XLA options `solve` compiles this solve with beyond the defaults (recorded in the
+    trajectory's `info['compiler_options']`): `SINGLE_THREADED` for a small solve on a CPU, else
+    none."""
     arrays = jax.tree_util.tree_leaves((problem, params, t0, t1, ts, carry))
     small = (
         jax.default_backend() == "cpu"
         and not any(isinstance(x, jax.core.Tracer) for x in arrays)
         and largest_step_array(problem, params, options, ensemble) <= CPU_SMALL_ELEMENTS
     )
-    return (_solve_small if small else _solve)(
-        problem, params, t0, t1, ts, options, carry, ensemble
-    )
+    return dict(SINGLE_THREADED) if small else {}
 
 
 def largest_step_array(problem: GradientFlowProblem, params, options, ensemble: bool) -> int:
