@@ -3,8 +3,9 @@
 `solve` is compiled once per shapes and static options (`SolveOptions`), so new data, a new
 initial model, new tolerances, horizon or save times reuse the compiled loop. Its carry
 (`SolveCarry`) holds the solver's and controller's state so that `flow_in_pieces` continues a
-solve exactly where a piece ended. How an ensemble is batched (`ensemble_strategy`) is a
-per-backend choice made here, where the loop is built.
+solve exactly where a piece ended. How an ensemble is batched (`ensemble_strategy`) and how a
+small solve is compiled on a CPU (`compiler_options`) are per-backend choices made here, where the
+loop is built.
 """
 
 from __future__ import annotations
