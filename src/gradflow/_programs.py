@@ -22,9 +22,9 @@ arguments, and keeps the traced program (`jax.export`'s serialised StableHLO) un
 
 So a stored program is loaded only by a call that would trace the same program: same code, same
 static data, same shapes (a process that patches gradflow's or those libraries' code while it
-runs must switch the store off: `enable(None)`). What is stored is data: a serialised StableHLO module and JSON, never
-pickle; `jax.export` refuses programs with host callbacks (equinox's runtime checks unless
-`EQX_ON_ERROR=nan`), which then simply run as ordinary calls. The store is on where the
+runs must switch the store off: `enable(None)`). What is stored is data: a serialised StableHLO
+module and JSON, never pickle; `jax.export` refuses programs with host callbacks (equinox's
+runtime checks unless `EQX_ON_ERROR=nan`), which then simply run as ordinary calls. The store is on where the
 compilation cache is (`gradflow run`, `gradflow sweep`, `enable_compilation_cache`), in its
 folder's `programs/` subfolder. XLA's compiler options are not part of the key: they act after
 tracing, so one stored program serves every set of options, and each call compiles it with its
