@@ -25,7 +25,7 @@ from ._clock import check_saves as check_saves  # the save times (used by _piece
 from ._clock import default_saves, flow_time, solver_time
 from ._errors import SolverError
 from ._settings import FlowSettings, takes_flow_settings
-from ._solve import compiler_options, result_names, solve
+from ._solve import result_names, solve
 from ._solvers import EXPLICIT_STABILITY, evaluations, largest_curvature
 from ._trajectory import Trajectory
 
@@ -111,7 +111,7 @@ def run_solve(problem, params, ts, options, info, carry, ensemble, *, throw=True
     """
     dtype = problem.dtype
     t0, t1 = solver_time([info["t0"], info["t1"]], options.clock)
-    args = (
+    out, extra = solve(
         problem,
         params,
         jnp.asarray(t0, dtype),
@@ -121,10 +121,9 @@ def run_solve(problem, params, ts, options, info, carry, ensemble, *, throw=True
         carry,
         ensemble,
     )
-    out = solve(*args)
     # XLA options beyond the defaults change the rounding: the record says which were used
     # (only when there are some; older records lack the key)
-    if extra := compiler_options(*args):
+    if extra:
         info = {**info, "compiler_options": extra}
     times, ys, loss, gnorm, (steps, accepted, rejected, counted), result, new_carry = out
     names = result_names(result)

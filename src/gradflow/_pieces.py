@@ -26,9 +26,10 @@ import numpy as np
 
 from . import _interrupt
 from ._errors import ConfigError, SolverError
-from ._flow import check_saves, failed, failure_message, run_solve, solve
+from ._flow import check_saves, failed, failure_message, run_solve
 from ._netcdf import read_arrays, write_arrays
 from ._settings import FlowSettings, takes_flow_settings
+from ._solve import solve_program
 from ._trajectory import Trajectory
 from ._validation import check, integer
 
@@ -199,7 +200,7 @@ class _Checkpoint:
         pieces = [Trajectory.load(self.piece_path(i), like=self.template) for i in range(start)]
         # The structure of (params, carry) from an abstract trace of the first piece's solve.
         shapes = eqx.filter_eval_shape(
-            solve,
+            solve_program,
             problem,
             params,
             jnp.asarray(ts[0], problem.dtype),

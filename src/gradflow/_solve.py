@@ -296,12 +296,12 @@ _solve_small = stored_jit(solve_program, SINGLE_THREADED)
 
 
 def solve(problem: GradientFlowProblem, params, t0, t1, ts, options, carry, ensemble):
-    """`solve_program`, compiled for this backend and the problem's size (see above). Called
-    inside another traced function it is part of that program, compiled with its options."""
-    small = bool(compiler_options(problem, params, t0, t1, ts, options, carry, ensemble))
-    return (_solve_small if small else _solve)(
-        problem, params, t0, t1, ts, options, carry, ensemble
-    )
+    """`solve_program`, compiled for this backend and the problem's size (see above): (its
+    outputs, the XLA options beyond the defaults it was compiled with). Called inside another
+    traced function it is part of that program, compiled with its options."""
+    args = (problem, params, t0, t1, ts, options, carry, ensemble)
+    extra = compiler_options(*args)
+    return (_solve_small if extra else _solve)(*args), extra
 
 
 def compiler_options(problem, params, t0, t1, ts, options, carry, ensemble) -> dict:
